@@ -1,0 +1,38 @@
+"""fluid_bayes: Bayesian adaptive benchmarking of language models.
+
+Fluid Benchmarking (Hofmann et al., COLM 2025) done the Bayesian way: a hierarchical
+2PL item-response model in PyMC whose item parameters are kept as posterior draws.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .bank import BankMeta, ItemBank, read_point_params
+from .diagnostics import ConvergenceReport, check_convergence
+from .exceptions import BankError, ConvergenceError, DataError, FluidBayesError
+from .io import read_responses
+from .model import Gamma, HalfNormal, HierarchicalTwoPL, Normal, Priors
+from .responses import DataReport, ResponseMatrix, from_array
+
+__all__ = [
+    "BankError",
+    "BankMeta",
+    "ConvergenceError",
+    "ConvergenceReport",
+    "DataError",
+    "DataReport",
+    "FluidBayesError",
+    "Gamma",
+    "HalfNormal",
+    "HierarchicalTwoPL",
+    "ItemBank",
+    "Normal",
+    "Priors",
+    "ResponseMatrix",
+    "__version__",
+    "check_convergence",
+    "from_array",
+    "read_point_params",
+    "read_responses",
+]

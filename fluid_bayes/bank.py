@@ -1,0 +1,484 @@
+"""The item bank: item-parameter posterior draws plus provenance, saved as netCDF.
+
+A bank is a labelled :class:`xarray.DataTree` with groups
+
+``posterior``
+    ``a`` and ``b`` (dims ``chain, draw, item``), the calibration abilities
+    ``theta`` (``chain, draw, subject``) and the hyperparameters. Point banks
+    (imported ``item_id,a,b`` tables) have one chain and one draw.
+``sample_stats``
+    The sampler's statistics (divergences, energy, step size), when sampled.
+``items``
+    Item metadata columns (dim ``item``), e.g. the MMLU subject.
+``subjects``
+    The calibration subjects' ability summaries and accuracies (dim ``subject``).
+
+and the provenance in :class:`BankMeta` (root attributes, JSON). Files are written
+atomically and never pickled; a file of another format or version is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._constants import BANK_FORMAT, BANK_FORMAT_VERSION, CHAIN, DRAW, HDI_PROB, ITEM, SUBJECT
+from .diagnostics import ConvergenceReport
+from .exceptions import BankError, DataError
+
+__all__ = ["BankMeta", "ItemBank", "read_point_params"]
+
+_META_ATTR = "fluid_bayes_meta"
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class BankMeta:
+    """Provenance of a bank, stored as JSON in the file's root attributes.
+
+    Attributes
+    ----------
+    model_type : str
+        ``"hierarchical-2pl"`` or ``"point-2pl"`` (imported point estimates).
+    kind : str
+        ``"posterior"`` (MCMC draws), ``"approximate"`` (ADVI) or ``"point"``.
+    config : dict
+        Model configuration (priors, likelihood, grouping); see ``config_hash``.
+    config_hash : str
+        Hash of the configuration *and* the data fingerprint: the bank's identity.
+    data_fingerprint : str
+        SHA-256 of the calibration answers (ids and values).
+    sampler : dict
+        Sampler name, draws, tune, chains, seed, likelihood actually used.
+    convergence : dict
+        :class:`~fluid_bayes.diagnostics.ConvergenceReport` as a dict.
+    data_report : dict
+        What the reader reported (threshold, constant items, dropped subjects).
+    source : str
+        Where the calibration data came from.
+    package_version, created : str
+        fluid_bayes version and UTC time of creation.
+    lineage : dict
+        Parent bank and linking constants after a refit (empty for a first fit).
+    """
+
+    model_type: str
+    kind: str
+    config: dict[str, Any]
+    config_hash: str
+    data_fingerprint: str
+    sampler: dict[str, Any]
+    convergence: dict[str, Any]
+    data_report: dict[str, Any]
+    source: str
+    package_version: str = field(default_factory=_package_version)
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Canonical JSON of every field."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=_json_default)
+
+    @classmethod
+    def from_json(cls, text: str) -> BankMeta:
+        """Inverse of :meth:`to_json`."""
+        d = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - set(d)
+        if missing:
+            raise BankError(f"bank metadata lacks {sorted(missing)}")
+        return cls(**{k: d[k] for k in names})
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def bank_hash(config: dict[str, Any], fingerprint: str) -> str:
+    """Identity of a bank: hash of its configuration and its data fingerprint."""
+    blob = json.dumps({"config": config, "data": fingerprint}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ItemBank:
+    """Posterior of item parameters with provenance.
+
+    Build one with :meth:`fluid_bayes.model.HierarchicalTwoPL.fit`,
+    :meth:`from_point_params` or :meth:`load`. Immutable: no per-session state.
+    """
+
+    tree: xr.DataTree
+    meta: BankMeta
+
+    # ----------------------------------------------------------- accessors
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group as a Dataset (``a``, ``b``, ``theta``, hyperparameters)."""
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def a(self) -> xr.DataArray:
+        """Discrimination draws, dims ``(chain, draw, item)``."""
+        return self.posterior["a"]
+
+    @property
+    def b(self) -> xr.DataArray:
+        """Difficulty draws on the ability scale, dims ``(chain, draw, item)``."""
+        return self.posterior["b"]
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """Item ids in bank order."""
+        return tuple(str(i) for i in self.posterior[ITEM].values)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items."""
+        return self.posterior.sizes[ITEM]
+
+    @property
+    def n_draws(self) -> int:
+        """Total posterior draws (chains x draws)."""
+        return self.posterior.sizes[CHAIN] * self.posterior.sizes[DRAW]
+
+    @property
+    def is_point(self) -> bool:
+        """True for banks of imported point estimates (one draw)."""
+        return self.meta.kind == "point"
+
+    @property
+    def config_hash(self) -> str:
+        """The bank's identity (configuration and data)."""
+        return self.meta.config_hash
+
+    @property
+    def convergence(self) -> ConvergenceReport:
+        """Convergence diagnostics of the calibration fit."""
+        return ConvergenceReport.from_dict(self.meta.convergence)
+
+    @property
+    def item_meta(self) -> pd.DataFrame:
+        """Item metadata (index ``item``); empty columns when none was given."""
+        if "items" not in self.tree.children:
+            return pd.DataFrame(index=pd.Index(self.items, name=ITEM))
+        return self.tree["items"].to_dataset().to_dataframe()
+
+    @property
+    def subjects(self) -> pd.DataFrame:
+        """Calibration subjects' ability summaries (mean, sd, 94% HDI) and accuracy."""
+        if "subjects" not in self.tree.children:
+            return pd.DataFrame(index=pd.Index([], name=SUBJECT))
+        return self.tree["subjects"].to_dataset().to_dataframe()
+
+    def point_estimates(self) -> pd.DataFrame:
+        """Posterior means of ``a`` and ``b`` per item (what the paper's method uses)."""
+        post = self.posterior
+        return pd.DataFrame(
+            {
+                "a": post["a"].mean((CHAIN, DRAW)).values,
+                "b": post["b"].mean((CHAIN, DRAW)).values,
+            },
+            index=pd.Index(self.items, name=ITEM),
+        )
+
+    # -------------------------------------------------------------- summary
+    def summary(self) -> pd.DataFrame:
+        """Per-item posterior mean, SD and 94% HDI of ``a`` and ``b``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``item``; columns ``a_mean, a_sd, a_hdi_low, a_hdi_high, b_mean,
+            b_sd, b_hdi_low, b_hdi_high`` (``b`` on the ability scale).
+        """
+        post = self.posterior[["a", "b"]]
+        mean = post.mean((CHAIN, DRAW))
+        sd = post.std((CHAIN, DRAW), ddof=1) if self.n_draws > 1 else post.mean((CHAIN, DRAW)) * 0
+        if self.n_draws > 1:
+            hdi = az.hdi(post, prob=HDI_PROB)
+            low, high = hdi.sel(ci_bound="lower"), hdi.sel(ci_bound="upper")
+        else:
+            low = high = mean
+        cols = {}
+        for v in ("a", "b"):
+            cols[f"{v}_mean"] = mean[v].values
+            cols[f"{v}_sd"] = sd[v].values
+            cols[f"{v}_hdi_low"] = low[v].values
+            cols[f"{v}_hdi_high"] = high[v].values
+        return pd.DataFrame(cols, index=pd.Index(self.items, name=ITEM))
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The JSON summary: sizes, diagnostics, provenance and the item table."""
+        conv = self.meta.convergence
+        table = self.summary().reset_index()
+        return {
+            "model_type": self.meta.model_type,
+            "kind": self.meta.kind,
+            "config_hash": self.meta.config_hash,
+            "data_fingerprint": self.meta.data_fingerprint,
+            "package_version": self.meta.package_version,
+            "source": self.meta.source,
+            "likelihood": self.meta.sampler.get("likelihood"),
+            "sampler": self.meta.sampler.get("sampler"),
+            "n_items": self.n_items,
+            "n_subjects": int(self.meta.sampler.get("n_subjects", 0)),
+            "chains": int(self.posterior.sizes[CHAIN]),
+            "draws": int(self.posterior.sizes[DRAW]),
+            "max_rhat": _nan_to_none(conv.get("max_rhat")),
+            "min_ess_bulk": _nan_to_none(conv.get("min_ess_bulk")),
+            "min_ess_tail": _nan_to_none(conv.get("min_ess_tail")),
+            "divergences": int(conv.get("divergences", 0)),
+            "min_bfmi": _nan_to_none(conv.get("min_bfmi")),
+            "converged": bool(conv.get("ok", False)),
+            "items": json.loads(table.to_json(orient="records", double_precision=15)),
+        }
+
+    def __str__(self) -> str:
+        d = self.summary_dict()
+        s = self.summary()
+        lines = [
+            f"item bank {d['config_hash']} ({d['model_type']}, {d['kind']}, "
+            f"likelihood {d['likelihood']}) from {d['source']}",
+            f"  {d['n_items']} items, {d['n_subjects']} calibration subjects, "
+            f"{d['chains']} chains x {d['draws']} draws ({d['sampler']})",
+            "  " + str(self.convergence).replace("\n", "\n  "),
+            f"  a: median of posterior means {s['a_mean'].median():.3f} "
+            f"(range {s['a_mean'].min():.3f} .. {s['a_mean'].max():.3f})",
+            f"  b: median of posterior means {s['b_mean'].median():.3f} "
+            f"(range {s['b_mean'].min():.3f} .. {s['b_mean'].max():.3f})",
+        ]
+        subj = self.subjects
+        if len(subj):
+            top = subj.sort_values("theta_mean", ascending=False)
+            lines.append("  calibration abilities (mean +- sd, accuracy):")
+            for name, row in top.head(10).iterrows():
+                lines.append(
+                    f"    {str(name)[:40]:<40} {row['theta_mean']:+.3f} +- {row['theta_sd']:.3f}"
+                    f"  acc {row['accuracy']:.3f}"
+                )
+            if len(top) > 10:
+                lines.append(f"    ... and {len(top) - 10} more")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | Path) -> Path:
+        """Write the bank to netCDF atomically (temporary file, then rename).
+
+        Returns
+        -------
+        pathlib.Path
+            The written path.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = self.tree.copy()
+        tree.attrs = {
+            "format": BANK_FORMAT,
+            "format_version": BANK_FORMAT_VERSION,
+            _META_ATTR: self.meta.to_json(),
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemBank:
+        """Read a bank written by :meth:`save`.
+
+        Raises
+        ------
+        BankError
+            The file is missing, not netCDF, not a fluid_bayes bank, or of another
+            format version.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise BankError(f"{path}: no such bank file")
+        try:
+            with xr.open_datatree(path, engine="h5netcdf") as handle:
+                tree = handle.load()
+        except (OSError, ValueError) as exc:
+            raise BankError(f"{path}: not a netCDF item bank ({exc})") from exc
+        attrs = tree.attrs
+        if attrs.get("format") != BANK_FORMAT:
+            raise BankError(
+                f"{path}: not a fluid_bayes item bank (format attribute "
+                f"{attrs.get('format')!r}, expected {BANK_FORMAT!r})"
+            )
+        version = int(attrs.get("format_version", -1))
+        if version != BANK_FORMAT_VERSION:
+            raise BankError(
+                f"{path}: bank format version {version}, this fluid_bayes "
+                f"({_package_version()}) reads version {BANK_FORMAT_VERSION} only; "
+                "recalibrate or use the fluid_bayes version that wrote it"
+            )
+        try:
+            meta = BankMeta.from_json(attrs[_META_ATTR])
+        except (KeyError, json.JSONDecodeError, TypeError) as exc:
+            raise BankError(f"{path}: bank metadata unreadable ({exc})") from exc
+        tree.attrs = {}
+        if "posterior" not in tree.children or not {"a", "b"} <= set(tree["posterior"].data_vars):
+            raise BankError(f"{path}: bank has no posterior of a and b")
+        return cls(tree=tree, meta=meta)
+
+    # ---------------------------------------------------------- point banks
+    @classmethod
+    def from_point_params(
+        cls, params: pd.DataFrame, *, source: str = "point parameters"
+    ) -> ItemBank:
+        """A bank whose posterior is given point estimates (one chain, one draw).
+
+        Parameters
+        ----------
+        params : pandas.DataFrame
+            Index item ids; columns ``a`` and ``b`` (ability scale). Extra columns
+            are kept as item metadata. Use :func:`read_point_params` for files.
+        source : str
+            Recorded provenance.
+        """
+        items = [str(i) for i in params.index]
+        a = params["a"].to_numpy(float)[None, None, :]
+        b = params["b"].to_numpy(float)[None, None, :]
+        post = xr.Dataset(
+            {"a": ((CHAIN, DRAW, ITEM), a), "b": ((CHAIN, DRAW, ITEM), b)},
+            coords={CHAIN: [0], DRAW: [0], ITEM: items},
+        )
+        groups = {"posterior": post}
+        extra = params.drop(columns=["a", "b"])
+        if len(extra.columns):
+            groups["items"] = _items_dataset(extra)
+        fingerprint = hashlib.sha256(
+            pd.util.hash_pandas_object(params[["a", "b"]], index=True).values.tobytes()
+        ).hexdigest()
+        config = {"model_type": "point-2pl"}
+        nan = float("nan")
+        conv = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler="point", approximate=True)
+        meta = BankMeta(
+            model_type="point-2pl",
+            kind="point",
+            config=config,
+            config_hash=bank_hash(config, fingerprint),
+            data_fingerprint=fingerprint,
+            sampler={"sampler": "point", "likelihood": None, "n_subjects": 0},
+            convergence=conv.to_dict(),
+            data_report={},
+            source=source,
+        )
+        return cls(tree=xr.DataTree.from_dict(groups), meta=meta)
+
+
+def _nan_to_none(v: Any) -> Any:
+    if v is None:
+        return None
+    v = float(v)
+    return None if np.isnan(v) else v
+
+
+def _items_dataset(meta: pd.DataFrame) -> xr.Dataset:
+    """Item metadata as a Dataset on dim ``item`` (strings kept as strings)."""
+    df = meta.copy()
+    df.index = pd.Index([str(i) for i in df.index], name=ITEM)
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype(str)
+    return xr.Dataset.from_dataframe(df)
+
+
+def read_point_params(path: str | Path) -> pd.DataFrame:
+    """Read an ``item_id,a,b`` CSV of point estimates (py-irt, mirt, the paper's banks).
+
+    Also accepts slope-intercept form (``item_id,a,d`` with ``P = logistic(a*theta + d)``,
+    converted by ``b = -d / a``) and the column names ``item``/``discrimination``/
+    ``difficulty``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``item``; columns ``a``, ``b`` (float64) and any extra columns.
+
+    Raises
+    ------
+    DataError
+        Missing columns, non-numeric or non-finite values (with line number and
+        item id), duplicate item ids, ``a == 0`` with an intercept.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if df.empty:
+        raise DataError(f"{path}: no items")
+    lower = {c.lower().strip(): c for c in df.columns}
+    rename = {"item_id": "item", "discrimination": "a", "difficulty": "b", "intercept": "d"}
+    cols = {rename.get(k, k): v for k, v in lower.items()}
+    if "item" not in cols:
+        raise DataError(f"{path}: needs an item_id column (have {list(df.columns)})")
+    if "a" not in cols or not ({"b", "d"} & set(cols)):
+        raise DataError(f"{path}: needs columns a and b (or a and d) (have {list(df.columns)})")
+    items = df[cols["item"]].str.strip()
+    dup = items[items.duplicated()].tolist()
+    if dup:
+        raise DataError(f"{path}: duplicate item id(s) {dup[:10]}")
+    out = pd.DataFrame(index=pd.Index(items.tolist(), name=ITEM))
+
+    def numeric(col: str) -> np.ndarray:
+        vals = df[cols[col]].str.strip()
+        num = pd.to_numeric(vals, errors="coerce")
+        bad = ~np.isfinite(num.to_numpy(float))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}, line {k + 2}, item {items.iloc[k]!r}: {col} = {vals.iloc[k]!r} "
+                "is not a finite number"
+            )
+        return num.to_numpy(float)
+
+    a = numeric("a")
+    if "b" in cols:
+        b = numeric("b")
+    else:
+        d = numeric("d")
+        zero = np.flatnonzero(a == 0)
+        if zero.size:
+            k = int(zero[0])
+            raise DataError(
+                f"{path}, line {k + 2}, item {items.iloc[k]!r}: a = 0, b = -d/a undefined"
+            )
+        b = -d / a
+    out["a"], out["b"] = a, b
+    for key, col in cols.items():
+        if key not in ("item", "a", "b", "d"):
+            out[key] = df[col].to_numpy()
+    return out

@@ -1,0 +1,197 @@
+"""Command line: ``fluid-bayes`` (also ``python -m fluid_bayes``).
+
+Every command that samples takes ``--seed`` and the sampler-size flags. Errors in the
+user's input exit with status 2 and a one-line message naming the file, row or item;
+a fit that misses the convergence criteria under ``--strict`` exits with status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any
+
+from . import __version__
+from .exceptions import BankError, ConvergenceError, DataError
+
+__all__ = ["main"]
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    from .model import SAMPLERS
+
+    g = p.add_argument_group("sampler")
+    g.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="nutpie",
+        help="NUTS backend, or 'advi' (a labelled approximation); default nutpie",
+    )
+    g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (1000)")
+    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (1000)")
+    g.add_argument("--chains", type=int, default=2, help="chains (2)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    g.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (0.9)")
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 3, no bank written) unless R-hat <= 1.01, ESS >= 400, no divergences",
+    )
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the sampler's progress bar (default: when stderr is a terminal)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .io import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="fluid-bayes",
+        description="Bayesian adaptive benchmarking of language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"fluid-bayes {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cal = sub.add_parser("calibrate", help="fit a hierarchical 2PL item bank to past answers")
+    cal.add_argument("data", help="answers: wide/long CSV or parquet, py-irt JSON lines, ...")
+    cal.add_argument("--out", required=True, help="bank file to write (netCDF)")
+    cal.add_argument("--format", choices=FORMATS, default="auto", help="input layout (auto)")
+    cal.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="binarize continuous scores at >= X (required for non-0/1 scores)",
+    )
+    cal.add_argument(
+        "--items-meta", default=None, help="CSV/parquet of item metadata (item_id, ...)"
+    )
+    cal.add_argument("--group-by", default=None, help="item metadata column for partial pooling")
+    cal.add_argument(
+        "--likelihood",
+        choices=("auto", "joint", "marginal"),
+        default="auto",
+        help="abilities sampled (joint) or integrated out (marginal); auto by size",
+    )
+    cal.add_argument(
+        "--priors",
+        default=None,
+        help='JSON overrides, e.g. \'{"sigma_b": {"dist": "Gamma", "alpha": 2, "beta": 1}}\'',
+    )
+    _add_sampler_args(cal)
+
+    bank = sub.add_parser("bank", help="inspect or import item banks")
+    bsub = bank.add_subparsers(dest="bank_command", required=True)
+    summ = bsub.add_parser("summary", help="print a bank's diagnostics and item table")
+    summ.add_argument("bank", help="bank file (netCDF)")
+    summ.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summ.add_argument(
+        "--csv",
+        default=None,
+        metavar="OUT",
+        help="also write the item table as wide CSV ('-' for stdout)",
+    )
+    imp = bsub.add_parser("import-params", help="import point estimates item_id,a,b as a bank")
+    imp.add_argument("params", help="CSV with item_id,a,b (or item_id,a,d)")
+    imp.add_argument("--out", required=True, help="bank file to write (netCDF)")
+
+    demo = sub.add_parser("demo", help="the main job on the shipped data")
+    demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
+    _add_sampler_args(demo)
+    return parser
+
+
+def _progress(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
+    from .model import HierarchicalTwoPL, Priors
+
+    priors = Priors()
+    if getattr(args, "priors", None):
+        try:
+            priors = priors.updated(json.loads(args.priors))
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise DataError(f"--priors: {exc}") from exc
+    spec = HierarchicalTwoPL(priors=priors, **spec_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        return spec.fit(
+            data,
+            sampler=args.sampler,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            seed=args.seed,
+            progress=_progress(args.progress),
+            target_accept=args.target_accept,
+            strict=args.strict,
+        )
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .io import read_responses
+
+    data = read_responses(
+        args.data, format=args.format, threshold=args.threshold, item_meta=args.items_meta
+    )
+    print(str(data.report), file=sys.stderr)
+    bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by)
+    path = bank.save(args.out)
+    print(bank)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_bank(args: argparse.Namespace) -> int:
+    from .bank import ItemBank, read_point_params
+
+    if args.bank_command == "import-params":
+        params = read_point_params(args.params)
+        bank = ItemBank.from_point_params(params, source=str(args.params))
+        path = bank.save(args.out)
+        print(f"imported {bank.n_items} items as a point bank ({bank.config_hash}); wrote {path}")
+        return 0
+    bank = ItemBank.load(args.bank)
+    if args.json:
+        print(json.dumps(bank.summary_dict(), indent=1))
+    else:
+        print(bank)
+    if args.csv:
+        table = bank.summary()
+        if args.csv == "-":
+            table.to_csv(sys.stdout)
+        else:
+            table.to_csv(args.csv)
+            print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, fit=_fit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    handlers = {"calibrate": _cmd_calibrate, "bank": _cmd_bank, "demo": _cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except (DataError, BankError) as exc:
+        print(f"fluid-bayes: error: {exc}", file=sys.stderr)
+        return 2
+    except ConvergenceError as exc:
+        print(f"fluid-bayes: not converged (--strict): {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

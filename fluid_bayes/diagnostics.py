@@ -1,0 +1,177 @@
+"""Convergence diagnostics of a fit, computed by ArviZ.
+
+The thresholds follow current practice (Vehtari et al. 2021): rank-normalized split
+R-hat <= 1.01, bulk ESS >= 400, no divergent transitions; an E-BFMI below 0.3 is reported
+as a warning sign of poor energy exploration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from ._constants import CHAIN, DRAW
+
+__all__ = [
+    "BFMI_MIN",
+    "ConvergenceReport",
+    "ESS_MIN",
+    "RHAT_MAX",
+    "check_convergence",
+]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400.0
+BFMI_MIN = 0.3
+_N_WORST = 5
+
+
+@dataclass(frozen=True)
+class ConvergenceReport:
+    """Convergence of one fit.
+
+    Attributes
+    ----------
+    max_rhat, min_ess_bulk, min_ess_tail : float
+        Worst values over all checked parameters (NaN when not computable, e.g. 1 chain).
+    divergences : int
+        Divergent transitions after tuning, all chains.
+    min_bfmi : float
+        Smallest E-BFMI over chains (NaN when the sampler reports no energy).
+    worst : tuple of (str, float, float)
+        Up to five ``(parameter, rhat, ess_bulk)`` with the lowest ESS / highest R-hat.
+    sampler : str
+        What produced the draws; approximations are labelled as such.
+    approximate : bool
+        True for variational fits (ADVI) and point banks: R-hat/ESS do not apply.
+    """
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    min_bfmi: float
+    worst: tuple[tuple[str, float, float], ...]
+    sampler: str = "nuts"
+    approximate: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the fit meets R-hat <= 1.01, ESS_bulk >= 400 and has no divergences."""
+        if self.approximate:
+            return False
+        return bool(
+            self.max_rhat <= RHAT_MAX and self.min_ess_bulk >= ESS_MIN and self.divergences == 0
+        )
+
+    def problems(self) -> list[str]:
+        """Human-readable list of every missed criterion (empty when converged)."""
+        if self.approximate:
+            return [f"{self.sampler} is an approximation: no MCMC convergence guarantee"]
+        out = []
+        if not self.max_rhat <= RHAT_MAX:
+            out.append(f"max R-hat {self.max_rhat:.3f} > {RHAT_MAX}")
+        if not self.min_ess_bulk >= ESS_MIN:
+            out.append(f"min bulk ESS {self.min_ess_bulk:.0f} < {ESS_MIN:.0f}")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions")
+        if self.min_bfmi < BFMI_MIN:
+            out.append(f"E-BFMI {self.min_bfmi:.2f} < {BFMI_MIN}")
+        return out
+
+    def __str__(self) -> str:
+        head = (
+            f"convergence ({self.sampler}): max R-hat {self.max_rhat:.3f}, "
+            f"min ESS bulk {self.min_ess_bulk:.0f}, tail {self.min_ess_tail:.0f}, "
+            f"divergences {self.divergences}, min E-BFMI {self.min_bfmi:.2f}"
+        )
+        if self.ok:
+            return head + " -- OK"
+        worst = ", ".join(f"{p} (R-hat {r:.3f}, ESS {e:.0f})" for p, r, e in self.worst)
+        lines = [head, "WARNING: NOT CONVERGED: " + "; ".join(self.problems())]
+        if worst:
+            lines.append("worst parameters: " + worst)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-able dict of every field (worst as a list of dicts)."""
+        d = dataclasses.asdict(self)
+        d["worst"] = [{"parameter": p, "rhat": r, "ess_bulk": e} for p, r, e in self.worst]
+        d["ok"] = self.ok
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConvergenceReport:
+        """Inverse of :meth:`to_dict`."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        kw["worst"] = tuple((w["parameter"], w["rhat"], w["ess_bulk"]) for w in d["worst"])
+        return cls(**kw)
+
+
+def _flatten(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """All values of a per-parameter diagnostic dataset as one vector with labels."""
+    values, labels = [], []
+    for name, da in ds.data_vars.items():
+        flat = da.stack(_p=da.dims) if da.dims else da.expand_dims(_p=[0])
+        values.append(np.asarray(flat.values, dtype=float).ravel())
+        if da.dims:
+            labels.extend(
+                f"{name}[{', '.join(str(c) for c in (k if isinstance(k, tuple) else (k,)))}]"
+                for k in flat.indexes["_p"]
+            )
+        else:
+            labels.append(str(name))
+    return np.concatenate(values), labels
+
+
+def check_convergence(
+    idata: xr.DataTree, *, var_names: list[str], sampler: str = "nuts"
+) -> ConvergenceReport:
+    """Compute R-hat, bulk/tail ESS, divergences and E-BFMI with ArviZ.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        Result of sampling with ``posterior`` (and ``sample_stats``) groups.
+    var_names : list of str
+        Posterior variables to check (item parameters, hyperparameters, abilities).
+    sampler : str
+        Label stored in the report.
+
+    Returns
+    -------
+    ConvergenceReport
+    """
+    post = idata["posterior"].to_dataset()[var_names]
+    n_chains, n_draws = post.sizes[CHAIN], post.sizes[DRAW]
+    if n_chains * n_draws < 8:
+        nan = float("nan")
+        return ConvergenceReport(nan, nan, nan, 0, nan, (), sampler=sampler)
+    rhat, labels = _flatten(az.rhat(post))
+    ess_bulk, _ = _flatten(az.ess(post, method="bulk"))
+    ess_tail, _ = _flatten(az.ess(post, method="tail"))
+    divergences, bfmi = 0, float("nan")
+    if "sample_stats" in idata.children:
+        stats = idata["sample_stats"].to_dataset()
+        if "diverging" in stats:
+            divergences = int(stats["diverging"].sum())
+        if "energy" in stats:
+            bfmi = float(az.bfmi(idata)["energy"].min())
+    # rank parameters by how badly they miss: low ESS first, then high R-hat
+    badness = np.nan_to_num(rhat - RHAT_MAX, nan=np.inf) * 1e3 - ess_bulk
+    order = np.argsort(-badness)[:_N_WORST]
+    worst = tuple((labels[i], float(rhat[i]), float(ess_bulk[i])) for i in order)
+    return ConvergenceReport(
+        max_rhat=float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan"),
+        min_ess_bulk=float(np.nanmin(ess_bulk)),
+        min_ess_tail=float(np.nanmin(ess_tail)),
+        divergences=divergences,
+        min_bfmi=bfmi,
+        worst=worst,
+        sampler=sampler,
+    )

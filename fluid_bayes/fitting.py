@@ -1,0 +1,199 @@
+"""Fitting a :class:`~fluid_bayes.model.HierarchicalTwoPL` to answers: the item bank.
+
+Kept apart from the model specification (cmdstanpy's model / fit split): the spec
+stores settings, :func:`run_fit` samples and returns a new :class:`ItemBank`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from ._constants import CHAIN, DRAW, HDI_PROB, SUBJECT
+from .bank import BankMeta, ItemBank, _items_dataset, bank_hash
+from .diagnostics import ConvergenceReport, check_convergence
+from .exceptions import ConvergenceError
+from .model import SAMPLERS, ability_draws_on_grid
+
+if TYPE_CHECKING:
+    from .model import HierarchicalTwoPL
+    from .responses import ResponseMatrix
+
+__all__ = ["ConvergenceWarning", "items_frame", "run_fit"]
+
+_HYPER = ("mu_b", "sigma_b", "mu_log_a", "sigma_log_a", "tau_b", "tau_log_a")
+_GROUP_VARS = ("mu_b_group", "mu_log_a_group")
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit missed R-hat <= 1.01, ESS_bulk >= 400 or had divergences."""
+
+
+def _sample(
+    model: pm.Model,
+    *,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progress: bool,
+    target_accept: float,
+    backend: str,
+) -> xr.DataTree:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    with model:
+        if sampler == "advi":
+            approx = pm.fit(
+                n=max(20_000, 20 * tune),
+                method="advi",
+                random_seed=seed,
+                progressbar=progress,
+            )
+            idata = approx.sample(draws * chains, random_seed=seed)
+            post = idata["posterior"].to_dataset()
+            post = post.isel(chain=0, drop=True).assign_coords(draw=np.arange(post.sizes[DRAW]))
+            post = post.coarsen(draw=draws).construct(draw=(CHAIN, DRAW))
+            post = post.assign_coords({CHAIN: np.arange(chains), DRAW: np.arange(draws)})
+            return xr.DataTree.from_dict({"posterior": post})
+        extra = {}
+        if sampler == "nutpie":
+            extra["compile_kwargs"] = {
+                "backend": backend,
+                "gradient_backend": "jax" if backend == "jax" else "pytensor",
+            }
+        return pm.sample(
+            draws,
+            tune=tune,
+            chains=chains,
+            cores=min(chains, os.cpu_count() or 1),
+            random_seed=seed,
+            nuts_sampler=sampler,
+            progressbar=progress,
+            nuts={"target_accept": target_accept},
+            **extra,
+        )
+
+
+def _subject_summary(theta: xr.DataArray, data: ResponseMatrix) -> xr.Dataset:
+    hdi = az.hdi(theta.to_dataset(name="theta"), prob=HDI_PROB)["theta"]
+    return xr.Dataset(
+        {
+            "theta_mean": theta.mean((CHAIN, DRAW)),
+            "theta_sd": theta.std((CHAIN, DRAW), ddof=1),
+            "theta_hdi_low": hdi.sel(ci_bound="lower", drop=True),
+            "theta_hdi_high": hdi.sel(ci_bound="upper", drop=True),
+            "accuracy": (SUBJECT, data.accuracy().to_numpy(float)),
+            "n_answered": (SUBJECT, data.mask.sum(axis=1).astype(np.int64)),
+        }
+    )
+
+
+def run_fit(
+    spec: HierarchicalTwoPL,
+    data: ResponseMatrix,
+    *,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    seed: int = 0,
+    progress: bool = False,
+    target_accept: float = 0.9,
+    strict: bool = False,
+    backend: str = "numba",
+) -> ItemBank:
+    """Fit ``spec`` to ``data``; see :meth:`HierarchicalTwoPL.fit` for the arguments.
+
+    Returns
+    -------
+    ItemBank
+        Posterior of ``a``, ``b``, the calibration abilities ``theta`` and the
+        hyperparameters, with diagnostics and provenance.
+    """
+    likelihood = spec.resolve_likelihood(data)
+    model = spec.build(data)
+    raw = _sample(
+        model,
+        sampler=sampler,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progress=progress,
+        target_accept=target_accept,
+        backend=backend,
+    )
+    full = raw["posterior"].to_dataset()
+    keep = [v for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS) if v in full]
+    post = full[keep]
+    checked = [v for v in keep if v != "theta" or likelihood == "joint"]
+    if sampler == "advi":
+        nan = float("nan")
+        report = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler="advi", approximate=True)
+    else:
+        report = check_convergence(raw, var_names=checked, sampler=sampler)
+    if likelihood == "marginal":
+        rng = np.random.default_rng([seed, 20251])
+        theta = ability_draws_on_grid(
+            data.values, post["a"], post["b"], n_grid=spec.n_grid, rng=rng
+        )
+        post["theta"] = xr.DataArray(
+            theta,
+            dims=(CHAIN, DRAW, SUBJECT),
+            coords={SUBJECT: list(data.subjects)},
+        )
+    post = post.transpose(CHAIN, DRAW, ...)
+    groups: dict[str, xr.Dataset] = {
+        "posterior": post,
+        "subjects": _subject_summary(post["theta"], data),
+    }
+    if "sample_stats" in raw.children:
+        stats = raw["sample_stats"].to_dataset()
+        groups["sample_stats"] = stats[
+            [v for v in ("diverging", "energy", "step_size", "n_steps", "tree_depth") if v in stats]
+        ]
+    if data.item_meta is not None and len(data.item_meta.columns):
+        groups["items"] = _items_dataset(data.item_meta.reindex(list(data.items)))
+    config = spec.to_dict()
+    fingerprint = data.fingerprint()
+    meta = BankMeta(
+        model_type=spec.model_type,
+        kind="approximate" if sampler == "advi" else "posterior",
+        config=config,
+        config_hash=bank_hash(config, fingerprint),
+        data_fingerprint=fingerprint,
+        sampler={
+            "sampler": sampler,
+            "likelihood": likelihood,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": seed,
+            "target_accept": target_accept,
+            "backend": backend,
+            "n_subjects": data.n_subjects,
+        },
+        convergence=report.to_dict(),
+        data_report=data.report.to_dict(),
+        source=data.report.source,
+    )
+    bank = ItemBank(tree=xr.DataTree.from_dict(groups), meta=meta)
+    if not report.ok:
+        if strict:
+            raise ConvergenceError(str(report))
+        warnings.warn(str(report), ConvergenceWarning, stacklevel=2)
+    return bank
+
+
+def items_frame(bank: ItemBank) -> pd.DataFrame:
+    """Item table of a bank joined with its metadata (for notebooks)."""
+    return bank.summary().join(bank.item_meta)

@@ -1,0 +1,652 @@
+"""Readers of response data into a :class:`~fluid_bayes.responses.ResponseMatrix`.
+
+Formats: wide and long tables, py-irt JSON lines, the Fluid Benchmarking layout and
+frequency-weighted response patterns.
+
+Every reader ends with :func:`fluid_bayes.responses.from_array`, so its output is
+validated the same way. Cells are read as text first, so a bad cell is reported with the
+file, its 1-based line number (the header is line 1; for parquet files, the 1-based data
+row), the subject id and the item id. Empty cells and ``NA`` / ``nan`` / ``null`` /
+``None`` (any case) are missing answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fluid_bayes.exceptions import DataError
+from fluid_bayes.responses import ResponseMatrix, _duplicates, from_array
+
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "read_fb",
+    "read_item_meta",
+    "read_long",
+    "read_patterns",
+    "read_pyirt",
+    "read_responses",
+    "read_wide",
+]
+
+FORMATS: tuple[str, ...] = ("auto", "wide", "long", "pyirt", "fb", "patterns")
+
+_NA = frozenset({"", "na", "nan", "n/a", "null", "none"})
+_JSON_SUFFIXES = frozenset({".jsonl", ".jsonlines", ".json"})
+_PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+_SUBJECT_COLS = ("subject_id", "subject", "model")
+_ITEM_COLS = ("item_id", "item")
+_SCORE_COLS = ("score", "correct", "value", "response")
+_FREQ_COLS = ("freq", "frequency", "count", "n")
+
+
+# -- tables read as text ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table read as text: header, rows of cells, and where each row came from."""
+
+    path: str
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]  # 1-based line number (text) or data-row number (parquet) per row
+    unit: str  # "line" or "row"
+
+    def where(self, k: int) -> str:
+        """Location of data row ``k`` (0-based), e.g. ``"answers.csv, line 7"``."""
+        return f"{self.path}, {self.unit} {self.lines[k]}"
+
+
+def _check_file(path: str | Path) -> Path:
+    """Return ``path`` as a Path, raising DataError if it is not a readable file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file")
+    if not p.is_file():
+        raise DataError(f"{path}: not a file")
+    return p
+
+
+def _read_table(path: str | Path) -> _Table:
+    """Read a CSV/TSV or parquet file as text cells, keeping line numbers."""
+    p = _check_file(path)
+    name = str(path)
+    if p.suffix.lower() in _PARQUET_SUFFIXES:
+        return _read_parquet_table(p, name)
+    delimiter = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            last = 0
+            for record in reader:
+                start, last = last + 1, reader.line_num
+                if not record or all(not c.strip() for c in record):
+                    continue  # blank line: no data
+                if header is None:
+                    header = [c.strip() for c in record]
+                    continue
+                if len(record) != len(header):
+                    raise DataError(
+                        f"{name}, line {start}: {len(record)} field(s), but the"
+                        f" header has {len(header)}"
+                    )
+                rows.append([c.strip() for c in record])
+                lines.append(start)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise DataError(f"{name}, line {last + 1}: malformed CSV ({exc})") from exc
+    if header is None:
+        raise DataError(f"{name}: empty file, no subjects")
+    return _Table(name, header, rows, lines, "line")
+
+
+def _read_parquet_table(p: Path, name: str) -> _Table:
+    """Read a parquet file as text cells (a named index becomes the first column)."""
+    try:
+        df = pd.read_parquet(p)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise DataError(f"{name}: cannot read as parquet ({exc})") from exc
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    header = [str(c) for c in df.columns]
+    columns = []
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s):
+            s = s.astype("Int8")
+        columns.append(["" if pd.isna(v) else str(v) for v in s.tolist()])
+    rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
+    return _Table(name, header, rows, list(range(1, len(rows) + 1)), "row")
+
+
+def _check_header(table: _Table, *, first: int, kind: str) -> None:
+    """Columns from ``first`` on must be named and unique (they are ``kind`` ids)."""
+    seen: dict[str, int] = {}
+    for k, col in enumerate(table.header[first:], start=first + 1):
+        if not col:
+            raise DataError(f"{table.path}: column {k} of the header has no {kind} id")
+        if col in seen:
+            raise DataError(
+                f"{table.path}: duplicate {kind} {col!r} in the header"
+                f" (columns {seen[col]} and {k})"
+            )
+        seen[col] = k
+
+
+def _row_ids(table: _Table, *, kind: str) -> list[str]:
+    """First-column ids of the data rows, checked non-empty and unique."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for k, row in enumerate(table.rows):
+        rid = row[0]
+        if rid.lower() in _NA:
+            raise DataError(f"{table.where(k)}: missing {kind} id")
+        if rid in seen:
+            raise DataError(
+                f"{table.where(k)}: duplicate {kind} {rid!r} (first on {table.unit}"
+                f" {table.lines[seen[rid]]})"
+            )
+        seen[rid] = k
+        ids.append(rid)
+    return ids
+
+
+def _parse_scores(cells: np.ndarray, where: Callable[[int, int], str]) -> np.ndarray:
+    """Convert a 2-D array of text cells to float64 scores in [0, 1] (NaN = missing).
+
+    ``where(r, c)`` names the cell's location for messages (file, line, subject, item).
+    """
+    if cells.size == 0:
+        return np.zeros(cells.shape, dtype=np.float64)
+    lowered = np.char.lower(cells.astype(str))
+    missing = np.isin(lowered, list(_NA))
+    text = np.where(missing, "nan", cells.astype(str))
+    try:
+        values = text.astype(np.float64)
+    except ValueError:
+        values = None
+    if values is None:  # find the first offending cell, row by row
+        values = np.empty(cells.shape, dtype=np.float64)
+        for (r, c), raw in np.ndenumerate(text):
+            try:
+                values[r, c] = float(raw)
+            except ValueError:
+                raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not a number") from None
+    values[missing] = np.nan
+    bad = np.argwhere(np.isnan(values) & ~missing)
+    if len(bad):
+        r, c = bad[0]
+        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not a number")
+    bad = np.argwhere(np.isinf(values))
+    if len(bad):
+        r, c = bad[0]
+        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not finite")
+    bad = np.argwhere(~missing & ((values < 0.0) | (values > 1.0)))
+    if len(bad):
+        r, c = bad[0]
+        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is outside [0, 1]")
+    return values
+
+
+def _body(table: _Table, first: int) -> np.ndarray:
+    """Cells of columns ``first:`` as a 2-D str array."""
+    width = len(table.header) - first
+    if not table.rows:
+        return np.empty((0, width), dtype=str)
+    return np.array([row[first:] for row in table.rows], dtype=str).reshape(-1, width)
+
+
+def _find_column(header: Sequence[str], names: Sequence[str], *, path: str, role: str) -> int:
+    """Index of the one column whose lower-cased name is in ``names`` (-1: none)."""
+    hits = [k for k, c in enumerate(header) if c.lower() in names]
+    if len(hits) > 1:
+        found = ", ".join(repr(header[k]) for k in hits)
+        raise DataError(f"{path}: several columns could hold the {role}: {found}; keep one")
+    return hits[0] if hits else -1
+
+
+# -- readers ---------------------------------------------------------------------------
+
+
+def read_wide(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
+    """Read a wide table: one row per subject, one column per item.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV (``.tsv``: tab-separated) or parquet file. The first column holds the
+        subject ids (any header name); every other column is an item. Empty cell =
+        missing.
+    threshold : float, optional
+        Binarization threshold, required if some score is neither 0 nor 1.
+
+    Returns
+    -------
+    ResponseMatrix
+    """
+    table = _read_table(path)
+    _check_header(table, first=1, kind="item")
+    if not table.rows:
+        raise DataError(f"{table.path}: no subjects (header only)")
+    if len(table.header) < 2:
+        raise DataError(f"{table.path}: no items (only the subject id column)")
+    subjects = _row_ids(table, kind="subject")
+    items = table.header[1:]
+
+    def where(r: int, c: int) -> str:
+        return f"{table.where(r)} (subject {subjects[r]!r}), item {items[c]!r}"
+
+    values = _parse_scores(_body(table, 1), where)
+    return from_array(
+        values, subjects=subjects, items=items, threshold=threshold, source=table.path
+    )
+
+
+def read_fb(path: str | Path, *, threshold: float | None = 0.5) -> ResponseMatrix:
+    """Read the reference Fluid Benchmarking layout: one row per item.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV or parquet file; the first column holds the item ids, every other column is
+        a subject (a model or checkpoint). Never auto-detected: pass ``format="fb"``.
+    threshold : float, optional
+        Scores ``>= threshold`` count as correct (default 0.5, as in the reference
+        implementation); recorded in the report.
+
+    Returns
+    -------
+    ResponseMatrix
+        Transposed to subjects x items.
+    """
+    table = _read_table(path)
+    _check_header(table, first=1, kind="subject")
+    if len(table.header) < 2:
+        raise DataError(f"{table.path}: no subjects (only the item id column)")
+    if not table.rows:
+        raise DataError(f"{table.path}: no items (header only)")
+    items = _row_ids(table, kind="item")
+    subjects = table.header[1:]
+
+    def where(r: int, c: int) -> str:
+        return f"{table.where(r)} (item {items[r]!r}), subject {subjects[c]!r}"
+
+    values = _parse_scores(_body(table, 1), where)
+    return from_array(
+        values.T, subjects=subjects, items=items, threshold=threshold, source=table.path
+    )
+
+
+def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
+    """Read a long table: one row per (subject, item) answer.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV or parquet file with a subject column (``subject``, ``subject_id`` or
+        ``model``), an item column (``item`` or ``item_id``) and a score column
+        (``score``, ``correct``, ``value`` or ``response``); names are case-insensitive.
+        Other columns are ignored (and reported in ``report.notes``).
+    threshold : float, optional
+        Binarization threshold, required if some score is neither 0 nor 1.
+
+    Returns
+    -------
+    ResponseMatrix
+        Subjects and items in first-seen order; pairs absent from the file are missing.
+    """
+    table = _read_table(path)
+    cols = {}
+    for role, names in (
+        ("subject", _SUBJECT_COLS),
+        ("item", _ITEM_COLS),
+        ("score", _SCORE_COLS),
+    ):
+        k = _find_column(
+            table.header,
+            names,
+            path=table.path,
+            role=f"{role} id" if role != "score" else "score",
+        )
+        if k < 0:
+            raise DataError(
+                f"{table.path}: no {role} column (expected one of {', '.join(names)});"
+                f" columns are {', '.join(repr(c) for c in table.header)}"
+            )
+        cols[role] = k
+    if not table.rows:
+        raise DataError(f"{table.path}: no subjects (header only)")
+    si, ii, vi = cols["subject"], cols["item"], cols["score"]
+    subj_pos: dict[str, int] = {}
+    item_pos: dict[str, int] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    pairs = []
+    for k, row in enumerate(table.rows):
+        s, i = row[si], row[ii]
+        for v, role in ((s, "subject"), (i, "item")):
+            if v.lower() in _NA:
+                raise DataError(f"{table.where(k)}: missing {role} id")
+        if (s, i) in first_line:
+            raise DataError(
+                f"{table.where(k)}: duplicate answer of subject {s!r} to item {i!r}"
+                f" (first on {table.unit} {first_line[(s, i)]})"
+            )
+        first_line[(s, i)] = table.lines[k]
+        pairs.append(
+            (
+                subj_pos.setdefault(s, len(subj_pos)),
+                item_pos.setdefault(i, len(item_pos)),
+            )
+        )
+    subjects, items = list(subj_pos), list(item_pos)
+    raw = np.array([[row[vi]] for row in table.rows], dtype=str).reshape(-1, 1)
+
+    def where(r: int, c: int) -> str:
+        row = table.rows[r]
+        return f"{table.where(r)} (subject {row[si]!r}), item {row[ii]!r}"
+
+    scores = _parse_scores(raw, where)[:, 0]
+    values = np.full((len(subjects), len(items)), np.nan)
+    idx = np.array(pairs, dtype=np.intp)
+    values[idx[:, 0], idx[:, 1]] = scores
+    ignored = [c for k, c in enumerate(table.header) if k not in (si, ii, vi)]
+    notes = (f"{table.path}: ignored column(s) {', '.join(map(repr, ignored))}",) if ignored else ()
+    return from_array(
+        values,
+        subjects=subjects,
+        items=items,
+        threshold=threshold,
+        source=table.path,
+        notes=notes,
+    )
+
+
+def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
+    """Read py-irt JSON lines: ``{"subject_id": ..., "responses": {item: 0/1, ...}}``.
+
+    Parameters
+    ----------
+    path : str or Path
+        One JSON object per line; blank lines are skipped. Other keys are ignored.
+    threshold : float, optional
+        Binarization threshold, required if some score is neither 0 nor 1.
+
+    Returns
+    -------
+    ResponseMatrix
+        Items are the union of all responses, in first-seen order; an item a subject
+        has no response for is missing.
+    """
+    p = _check_file(path)
+    name = str(path)
+    subjects: list[str] = []
+    seen: dict[str, int] = {}
+    records: list[dict[str, Any]] = []
+    item_pos: dict[str, int] = {}
+    try:
+        with p.open(encoding="utf-8-sig") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{name}, line {n}: invalid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict):
+                    raise DataError(f"{name}, line {n}: expected a JSON object")
+                lacking = [k for k in ("subject_id", "responses") if k not in obj]
+                if lacking:
+                    raise DataError(f"{name}, line {n}: missing key(s) {', '.join(lacking)}")
+                sid, resp = obj["subject_id"], obj["responses"]
+                if sid is None or isinstance(sid, dict | list) or str(sid).strip() == "":
+                    raise DataError(f"{name}, line {n}: invalid subject_id {sid!r}")
+                sid = str(sid)
+                if sid in seen:
+                    raise DataError(
+                        f"{name}, line {n}: duplicate subject {sid!r} (first on line {seen[sid]})"
+                    )
+                if not isinstance(resp, dict):
+                    raise DataError(
+                        f"{name}, line {n} (subject {sid!r}): responses must be a JSON object"
+                    )
+                row = {}
+                for item, v in resp.items():
+                    where = f"{name}, line {n} (subject {sid!r}), item {item!r}"
+                    if v is None:
+                        continue
+                    if isinstance(v, bool):
+                        v = float(v)
+                    if not isinstance(v, int | float):
+                        raise DataError(f"{where}: {v!r} is not a number")
+                    v = float(v)
+                    if not math.isfinite(v):
+                        raise DataError(f"{where}: {v!r} is not finite")
+                    if not 0.0 <= v <= 1.0:
+                        raise DataError(f"{where}: {v!r} is outside [0, 1]")
+                    row[item_pos.setdefault(item, len(item_pos))] = v
+                seen[sid] = n
+                subjects.append(sid)
+                records.append(row)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
+    if not subjects:
+        raise DataError(f"{name}: empty file, no subjects")
+    values = np.full((len(subjects), len(item_pos)), np.nan)
+    for r, row in enumerate(records):
+        if row:
+            values[r, list(row)] = list(row.values())
+    return from_array(
+        values,
+        subjects=subjects,
+        items=list(item_pos),
+        threshold=threshold,
+        source=name,
+    )
+
+
+def read_patterns(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
+    """Read response patterns with frequencies (e.g. the LSAT-6 / LSAT-7 data).
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV or parquet file: one frequency column (``freq``, ``frequency``, ``count`` or
+        ``n``, case-insensitive; a non-negative integer) and one 0/1 column per item.
+    threshold : float, optional
+        Binarization threshold, only needed for continuous item columns.
+
+    Returns
+    -------
+    ResponseMatrix
+        Pattern row ``r`` (1-based, in file order) is expanded into ``freq`` subjects
+        named ``f"pattern{r}_{k}"``, ``k = 1..freq``; ``subject_meta`` has the pattern
+        number of each subject in column ``"pattern"``.
+    """
+    table = _read_table(path)
+    fk = _find_column(table.header, _FREQ_COLS, path=table.path, role="frequency")
+    if fk < 0:
+        raise DataError(
+            f"{table.path}: no frequency column (expected one of {', '.join(_FREQ_COLS)})"
+        )
+    item_cols = [k for k in range(len(table.header)) if k != fk]
+    items = [table.header[k] for k in item_cols]
+    for k, col in zip(item_cols, items, strict=True):
+        if not col:
+            raise DataError(f"{table.path}: column {k + 1} of the header has no item id")
+    dup = _duplicates(items)
+    if dup:
+        raise DataError(f"{table.path}: duplicate item(s) in the header: {dup}")
+    if not table.rows:
+        raise DataError(f"{table.path}: no subjects (header only)")
+    freqs = []
+    for k, row in enumerate(table.rows):
+        raw = row[fk]
+        try:
+            f = float(raw)
+        except ValueError:
+            f = math.nan
+        if not math.isfinite(f) or f != int(f) or f < 0:
+            raise DataError(f"{table.where(k)}: frequency {raw!r} is not a non-negative integer")
+        freqs.append(int(f))
+    cells = np.array([[row[k] for k in item_cols] for row in table.rows], dtype=str)
+    cells = cells.reshape(len(table.rows), len(items))
+
+    def where(r: int, c: int) -> str:
+        return f"{table.where(r)} (pattern {r + 1}), item {items[c]!r}"
+
+    patterns = _parse_scores(cells, where)
+    counts = np.array(freqs, dtype=np.intp)
+    if counts.sum() == 0:
+        raise DataError(f"{table.path}: no subjects (all frequencies are 0)")
+    values = np.repeat(patterns, counts, axis=0)
+    subjects = [f"pattern{r}_{k}" for r, f in enumerate(freqs, start=1) for k in range(1, f + 1)]
+    pattern_of = np.repeat(np.arange(1, len(freqs) + 1), counts)
+    meta = pd.DataFrame({"pattern": pattern_of}, index=pd.Index(subjects, name="subject"))
+    return from_array(
+        values,
+        subjects=subjects,
+        items=items,
+        subject_meta=meta,
+        threshold=threshold,
+        source=table.path,
+        notes=(f"{table.path}: {len(freqs)} pattern(s) expanded into {len(subjects)} subjects",),
+    )
+
+
+def read_item_meta(path: str | Path) -> pd.DataFrame:
+    """Read item metadata (CSV or parquet) indexed by item id.
+
+    Parameters
+    ----------
+    path : str or Path
+        The item id is column ``item_id``, else ``item`` (case-insensitive), else
+        the first column. Other columns are kept; all-number ones become numeric.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index name ``"item"``.
+    """
+    table = _read_table(path)
+    lower = [c.lower() for c in table.header]
+    k = next((lower.index(c) for c in _ITEM_COLS if c in lower), 0)
+    ids = _row_ids(
+        _Table(
+            table.path,
+            table.header,
+            [[r[k]] for r in table.rows],
+            table.lines,
+            table.unit,
+        ),
+        kind="item",
+    )
+    data: dict[str, Any] = {}
+    for j, col in enumerate(table.header):
+        if j == k:
+            continue
+        if col in data:
+            raise DataError(f"{table.path}: duplicate column {col!r} in the header")
+        s = pd.Series([r[j] for r in table.rows], dtype=object)
+        s = s.where(~s.str.lower().isin(_NA), np.nan)
+        try:
+            s = pd.to_numeric(s)
+        except (ValueError, TypeError):
+            pass
+        data[col] = s.to_numpy()
+    return pd.DataFrame(data, index=pd.Index(ids, name="item"))
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the format of a response file from its name and header.
+
+    ``.jsonl`` / ``.jsonlines`` / ``.json`` files are ``"pyirt"``. For tables (CSV or
+    parquet): columns naming a subject, an item and a score make ``"long"``; a frequency
+    column whose other columns hold only 0/1 makes ``"patterns"``; anything else is
+    ``"wide"``. The Fluid Benchmarking layout (``"fb"``) looks like a wide table and is
+    never detected: pass ``format="fb"``.
+    """
+    p = _check_file(path)
+    if p.suffix.lower() in _JSON_SUFFIXES:
+        return "pyirt"
+    table = _read_table(p)
+    lower = [c.lower() for c in table.header]
+    if all(any(c in names for c in lower) for names in (_SUBJECT_COLS, _ITEM_COLS, _SCORE_COLS)):
+        return "long"
+    freq = [k for k, c in enumerate(lower) if c in _FREQ_COLS]
+    if len(freq) == 1 and len(lower) > 1 and table.rows:
+        others = [row[k].lower() for row in table.rows for k in range(len(lower)) if k != freq[0]]
+        if set(others) <= {"0", "1", "0.0", "1.0"} | _NA:
+            return "patterns"
+    return "wide"
+
+
+def _normalize_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Index item metadata by item id (its ``item_id``/``item`` column if unindexed)."""
+    if isinstance(meta.index, pd.RangeIndex) and meta.index.name is None:
+        cols = [c for c in meta.columns if str(c).lower() in _ITEM_COLS]
+        if len(cols) == 1:
+            meta = meta.set_index(cols[0])
+    meta = meta.copy()
+    meta.index = meta.index.astype(str)
+    meta.index.name = "item"
+    return meta
+
+
+def read_responses(
+    path: str | Path,
+    *,
+    format: str = "auto",  # noqa: A002 - the public keyword name
+    threshold: float | None = None,
+    item_meta: str | Path | pd.DataFrame | None = None,
+) -> ResponseMatrix:
+    """Read a response file in any supported format.
+
+    Parameters
+    ----------
+    path : str or Path
+        The response file.
+    format : {"auto", "wide", "long", "pyirt", "fb", "patterns"}
+        ``"auto"`` uses :func:`detect_format` (which never picks ``"fb"``).
+    threshold : float, optional
+        Binarization threshold; for ``"fb"`` the default is 0.5.
+    item_meta : str, Path or pandas.DataFrame, optional
+        Item metadata to attach (see :func:`read_item_meta`); every item needs a row.
+
+    Returns
+    -------
+    ResponseMatrix
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if format == "auto":
+        format = detect_format(path)  # noqa: A001
+    if format == "fb":
+        rm = read_fb(path, threshold=0.5 if threshold is None else threshold)
+    else:
+        reader = {
+            "wide": read_wide,
+            "long": read_long,
+            "pyirt": read_pyirt,
+            "patterns": read_patterns,
+        }[format]
+        rm = reader(path, threshold=threshold)
+    if item_meta is not None:
+        if isinstance(item_meta, pd.DataFrame):
+            rm = rm.with_item_meta(_normalize_meta(item_meta), source="item metadata")
+        else:
+            rm = rm.with_item_meta(read_item_meta(item_meta), source=str(item_meta))
+    return rm

@@ -1,0 +1,580 @@
+"""The hierarchical 2PL model: its specification, its PyMC graph and its fit.
+
+``p(correct) = logistic(a_j * (theta_i - b_j))`` with
+
+* abilities ``theta_i ~ N(0, 1)`` for identification;
+* difficulties ``b_j ~ N(mu_b[g_j], sigma_b)`` and log discriminations from a
+  Student-t(4) population ``log a_j ~ t_4(mu_log_a[g_j], sigma_log_a)`` (so
+  ``a_j > 0``; heavy tails keep a few very or hardly discriminating items from being
+  shrunk to the pack);
+* optional partial pooling by an item grouping ``g`` (e.g. the MMLU subject):
+  ``mu_b[g] ~ N(mu_b, tau_b)``, ``mu_log_a[g] ~ N(mu_log_a, tau_log_a)``;
+  without grouping every item shares ``mu_b`` and ``mu_log_a``;
+* hyperpriors are :class:`Priors` objects with documented defaults.
+
+Two likelihoods, chosen by measurement (``benchmarks/README.md``):
+
+``marginal``
+    The population N(0, 1) of abilities is integrated out on a fixed grid of
+    ``n_grid`` points on [-6, 6] (the marginal-maximum-likelihood formulation of
+    Bock and Aitkin); identical answer patterns collapse to counts. Exact
+    identification, no ability parameters to sample. Right when subjects answer few
+    items (a subject's ability posterior is wide compared with the grid spacing),
+    e.g. LSAT's 5 items. The calibration subjects' abilities are then drawn exactly
+    from their grid posterior given each posterior draw of (a, b).
+``joint``
+    One ability per subject is sampled. Right for language-model data: few subjects
+    answering thousands of items, each ability pinned to a few hundredths. The
+    sampler works in the *item-anchored* frame (item population at mean difficulty
+    0 and typical discrimination 1, which thousands of items pin precisely), where
+    no posterior direction moves every item at once; the plain parametrization has
+    two such ridges (all abilities and difficulties shifting together; the ability
+    scale trading against every discrimination) that left R-hat at 1.06+
+    (``shared/NOTES.md``). The log-likelihood and its gradient are one fused loop
+    (:mod:`fluid_bayes._loglik`).
+
+    Results are reported on the **calibration-sample scale**: per posterior draw the
+    calibration subjects' abilities are standardized to mean 0 and SD 1 and the item
+    parameters are mapped alike (``b' = (b - m) / s``, ``a' = a s``). Ability 1.0 is
+    one SD of the calibration models above their mean. The alternative, the
+    population scale, would add the uncertainty of where 14-22 calibration models
+    sit in a hypothetical N(0, 1) population (SD ~ 1/sqrt(n)) to every item and to
+    every new model's ability; it is common to all and cancels in every comparison,
+    but would put a floor under each ability's posterior SD and break SD-based
+    stopping.
+
+``auto`` picks ``marginal`` for at most ``MARGINAL_MAX_ITEMS`` items, else ``joint``.
+Item parameters are sampled centred or non-centred by the number of answers per
+item (``parametrization``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from . import irt
+from ._constants import CHAIN, DRAW, GROUP, ITEM, SUBJECT
+from ._loglik import joint_loglik
+from .exceptions import DataError
+from .responses import ResponseMatrix
+
+__all__ = [
+    "Gamma",
+    "HalfNormal",
+    "HierarchicalTwoPL",
+    "MARGINAL_MAX_ITEMS",
+    "Normal",
+    "Priors",
+    "SAMPLERS",
+]
+
+MARGINAL_MAX_ITEMS = 30
+SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
+CENTERED_MIN_ANSWERS = 100
+Likelihood = Literal["auto", "joint", "marginal"]
+Parametrization = Literal["auto", "centered", "noncentered"]
+#: Degrees of freedom of the Student-t population of log discriminations: heavy
+#: tails let a few very (or hardly) discriminating items keep their values instead of
+#: being shrunk to the pack (LSAT-7's item 3; mislabeled benchmark items).
+LOG_A_NU = 4.0
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Normal prior ``N(mu, sigma)``."""
+
+    mu: float = 0.0
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.mu) and self.sigma > 0):
+            raise ValueError(f"Normal prior needs finite mu and sigma > 0, got {self}")
+
+    def to_pymc(self, name: str, **kwargs: Any) -> pt.TensorVariable:
+        """Create the PyMC variable inside the current model context."""
+        return pm.Normal(name, mu=self.mu, sigma=self.sigma, **kwargs)
+
+    def dist(self) -> pt.TensorVariable:
+        """The unnamed distribution (for ``pm.logp``)."""
+        return pm.Normal.dist(mu=self.mu, sigma=self.sigma)
+
+
+@dataclass(frozen=True)
+class HalfNormal:
+    """Half-normal prior on a positive scale, ``|N(0, sigma)|``."""
+
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise ValueError(f"HalfNormal prior needs sigma > 0, got {self}")
+
+    def to_pymc(self, name: str, **kwargs: Any) -> pt.TensorVariable:
+        """Create the PyMC variable inside the current model context."""
+        return pm.HalfNormal(name, sigma=self.sigma, **kwargs)
+
+    def dist(self) -> pt.TensorVariable:
+        """The unnamed distribution (for ``pm.logp``)."""
+        return pm.HalfNormal.dist(sigma=self.sigma)
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """Gamma prior on a positive scale (shape ``alpha``, rate ``beta``).
+
+    With ``alpha = 2`` it is the boundary-avoiding prior of Chung et al. (2013) for
+    group-level standard deviations: zero density at 0, so a population spread is
+    not collapsed when few items inform it (LSAT's five), while thousands of items
+    overwhelm it.
+    """
+
+    alpha: float = 2.0
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.alpha > 0 and self.beta > 0):
+            raise ValueError(f"Gamma prior needs alpha > 0 and beta > 0, got {self}")
+
+    def to_pymc(self, name: str, **kwargs: Any) -> pt.TensorVariable:
+        """Create the PyMC variable inside the current model context."""
+        return pm.Gamma(name, alpha=self.alpha, beta=self.beta, **kwargs)
+
+    def dist(self) -> pt.TensorVariable:
+        """The unnamed distribution (for ``pm.logp``)."""
+        return pm.Gamma.dist(alpha=self.alpha, beta=self.beta)
+
+
+Prior = Normal | HalfNormal | Gamma
+_PRIOR_TYPES = {"Normal": Normal, "HalfNormal": HalfNormal, "Gamma": Gamma}
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Hyperpriors of the hierarchical 2PL, on the ability scale.
+
+    Defaults are weakly informative for benchmark items: difficulties anywhere within
+    a few SDs of the calibration models, discriminations mostly within [0.2, 5].
+
+    Attributes
+    ----------
+    mu_b : Normal
+        Mean difficulty, default N(0, 2).
+    sigma_b : Gamma
+        Spread of difficulties, default Gamma(2, 1) (mean 2, mode 1).
+    mu_log_a : Normal
+        Mean log discrimination, default N(0, 1).
+    sigma_log_a : Gamma
+        Scale of the Student-t(4) population of log discriminations, default
+        Gamma(2, 2) (mean 1, mode 0.5).
+    tau_b, tau_log_a : HalfNormal
+        Spread of group means around the global ones (used only with grouping),
+        defaults HalfNormal(1) and HalfNormal(0.5).
+    """
+
+    mu_b: Normal = field(default_factory=lambda: Normal(0.0, 2.0))
+    sigma_b: Gamma = field(default_factory=lambda: Gamma(2.0, 1.0))
+    mu_log_a: Normal = field(default_factory=lambda: Normal(0.0, 1.0))
+    sigma_log_a: Gamma = field(default_factory=lambda: Gamma(2.0, 2.0))
+    tau_b: HalfNormal = field(default_factory=lambda: HalfNormal(1.0))
+    tau_log_a: HalfNormal = field(default_factory=lambda: HalfNormal(0.5))
+
+    def updated(self, overrides: dict[str, Any] | None) -> Priors:
+        """Return a copy with user overrides merged over these priors.
+
+        Parameters
+        ----------
+        overrides : dict
+            ``{name: prior}`` where prior is a prior object or a dict such as
+            ``{"dist": "Normal", "mu": 0, "sigma": 3}`` (the form :meth:`to_dict` writes).
+        """
+        if not overrides:
+            return self
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown prior(s) {unknown}; known: {sorted(known)}")
+        parsed = {k: _parse_prior(k, v) for k, v in overrides.items()}
+        return dataclasses.replace(self, **parsed)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """JSON-able form: ``{name: {"dist": ..., **params}}``."""
+        return {
+            f.name: {"dist": type(getattr(self, f.name)).__name__}
+            | dataclasses.asdict(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Priors:
+        """Inverse of :meth:`to_dict` (missing names keep their defaults)."""
+        return cls().updated(d)
+
+
+def _parse_prior(name: str, value: Any) -> Prior:
+    if isinstance(value, Normal | HalfNormal | Gamma):
+        return value
+    if isinstance(value, dict) and value.get("dist") in _PRIOR_TYPES:
+        params = {k: float(v) for k, v in value.items() if k != "dist"}
+        return _PRIOR_TYPES[value["dist"]](**params)
+    raise ValueError(
+        f"prior {name!r}: expected Normal/HalfNormal or a dict with 'dist', got {value!r}"
+    )
+
+
+def _group_codes(data: ResponseMatrix, group_by: str | None) -> tuple[np.ndarray, list[str]] | None:
+    if group_by is None:
+        return None
+    meta = data.item_meta
+    if meta is None or group_by not in meta.columns:
+        have = [] if meta is None else list(meta.columns)
+        raise DataError(
+            f"--group-by {group_by!r}: no such item metadata column (have {have}); "
+            "pass item metadata with --items-meta"
+        )
+    col = meta[group_by]
+    missing = [
+        str(i) for i, v in col.items() if v is None or (isinstance(v, float) and np.isnan(v))
+    ]
+    if missing:
+        raise DataError(
+            f"--group-by {group_by!r}: no group for item(s) {missing[:10]} ({len(missing)} in all)"
+        )
+    labels = col.astype(str).to_numpy()
+    groups, codes = np.unique(labels, return_inverse=True)
+    return codes, [str(g) for g in groups]
+
+
+@dataclass(frozen=True)
+class HierarchicalTwoPL:
+    """Specification of the hierarchical 2PL model; :meth:`fit` returns an item bank.
+
+    The specification only stores settings; nothing is sampled until :meth:`fit`.
+
+    Parameters
+    ----------
+    priors : Priors
+        Hyperpriors (defaults documented in :class:`Priors`).
+    likelihood : {"auto", "joint", "marginal"}
+        How abilities enter (see the module docstring).
+    group_by : str, optional
+        Item metadata column for partial pooling of group means.
+    n_grid : int
+        Grid points for the marginal likelihood and for grid posteriors.
+    parametrization : {"auto", "centered", "noncentered"}
+        How item parameters are sampled. Non-centred (``b = mu + sigma * z``) mixes
+        well when each item has few answers (language-model data: 14-100 models);
+        centred mixes well when each item has many (LSAT: 1,000), because then the
+        data pin every ``b_j`` and a non-centred ``mu_b`` can only move with all of
+        them. ``auto`` centres when the median item has at least
+        ``CENTERED_MIN_ANSWERS`` answers.
+    """
+
+    priors: Priors = field(default_factory=Priors)
+    likelihood: Likelihood = "auto"
+    group_by: str | None = None
+    n_grid: int = 121
+    parametrization: Parametrization = "auto"
+
+    model_type = "hierarchical-2pl"
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in ("auto", "joint", "marginal"):
+            raise ValueError(f"likelihood must be auto, joint or marginal, got {self.likelihood!r}")
+        if self.parametrization not in ("auto", "centered", "noncentered"):
+            raise ValueError(
+                "parametrization must be auto, centered or noncentered, "
+                f"got {self.parametrization!r}"
+            )
+
+    def resolve_likelihood(self, data: ResponseMatrix) -> str:
+        """The likelihood actually used for ``data`` (resolves ``auto``)."""
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "marginal" if data.n_items <= MARGINAL_MAX_ITEMS else "joint"
+
+    def resolve_centered(self, data: ResponseMatrix) -> bool:
+        """Whether item parameters are sampled centred for ``data`` (resolves ``auto``)."""
+        if self.parametrization != "auto":
+            return self.parametrization == "centered"
+        return bool(np.median(data.mask.sum(axis=0)) >= CENTERED_MIN_ANSWERS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able configuration (what the config hash is computed from)."""
+        return {
+            "model_type": self.model_type,
+            "priors": self.priors.to_dict(),
+            "likelihood": self.likelihood,
+            "group_by": self.group_by,
+            "n_grid": self.n_grid,
+            "parametrization": self.parametrization,
+        }
+
+    def config_hash(self) -> str:
+        """SHA-256 (first 16 hex) of the canonical JSON configuration."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HierarchicalTwoPL:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            priors=Priors.from_dict(d.get("priors", {})),
+            likelihood=d.get("likelihood", "auto"),
+            group_by=d.get("group_by"),
+            n_grid=int(d.get("n_grid", 121)),
+            parametrization=d.get("parametrization", "auto"),
+        )
+
+    # ------------------------------------------------------------------ graph
+    def build(self, data: ResponseMatrix) -> pm.Model:
+        """Build the PyMC model for ``data`` (coords ``subject``, ``item``, ``group``)."""
+        likelihood = self.resolve_likelihood(data)
+        coords: dict[str, Any] = {ITEM: list(data.items)}
+        groups = _group_codes(data, self.group_by)
+        codes = None
+        if groups is not None:
+            codes, coords[GROUP] = groups
+        if likelihood == "joint":
+            coords[SUBJECT] = list(data.subjects)
+            if data.n_subjects < 3:
+                raise DataError(
+                    f"the joint likelihood needs at least 3 subjects, got {data.n_subjects}"
+                )
+        centered = self.resolve_centered(data)
+        with pm.Model(coords=coords) as model:
+            if likelihood == "joint":
+                self._joint(data, codes, centered=centered)
+            else:
+                self._marginal(data, codes, centered=centered)
+        return model
+
+    @staticmethod
+    def _items(
+        suffix: str,
+        loc_b: Any,
+        scale_b: Any,
+        loc_la: Any,
+        scale_la: Any,
+        *,
+        centered: bool,
+    ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+        """Difficulties and log discriminations around their population (or group) means."""
+        if centered:
+            b = pm.Normal(f"b{suffix}", loc_b, scale_b, dims=ITEM)
+            log_a = pm.StudentT(f"log_a{suffix}", nu=LOG_A_NU, mu=loc_la, sigma=scale_la, dims=ITEM)
+            return b, log_a
+        zb = pm.Normal("b_raw", 0.0, 1.0, dims=ITEM)
+        za = pm.StudentT("log_a_raw", nu=LOG_A_NU, mu=0.0, sigma=1.0, dims=ITEM)
+        return loc_b + scale_b * zb, loc_la + scale_la * za
+
+    def _marginal(self, data: ResponseMatrix, codes: np.ndarray | None, *, centered: bool) -> None:
+        """Population N(0, 1) integrated out on a grid; hyperparameters on that scale."""
+        p = self.priors
+        mu_b, sigma_b = p.mu_b.to_pymc("mu_b"), p.sigma_b.to_pymc("sigma_b")
+        mu_la, sigma_la = p.mu_log_a.to_pymc("mu_log_a"), p.sigma_log_a.to_pymc("sigma_log_a")
+        loc_b, loc_la = mu_b, mu_la
+        if codes is not None:
+            tau_b, tau_la = p.tau_b.to_pymc("tau_b"), p.tau_log_a.to_pymc("tau_log_a")
+            gb = pm.Normal("mu_b_group_raw", 0.0, 1.0, dims=GROUP)
+            ga = pm.Normal("mu_log_a_group_raw", 0.0, 1.0, dims=GROUP)
+            mu_b_g = pm.Deterministic("mu_b_group", mu_b + tau_b * gb, dims=GROUP)
+            mu_la_g = pm.Deterministic("mu_log_a_group", mu_la + tau_la * ga, dims=GROUP)
+            loc_b, loc_la = mu_b_g[codes], mu_la_g[codes]
+        b, log_a = self._items("", loc_b, sigma_b, loc_la, sigma_la, centered=centered)
+        if not centered:
+            b = pm.Deterministic("b", b, dims=ITEM)
+        a = pm.Deterministic("a", pt.exp(log_a), dims=ITEM)
+
+        patterns, counts = unique_patterns(data.values)
+        nodes, logw = irt.normal_grid(self.n_grid)
+        y = np.nan_to_num(patterns, nan=0.0)[:, None, :]
+        mask = ~np.isnan(patterns)[:, None, :]
+        x = a[None, None, :] * (nodes[None, :, None] - b[None, None, :])
+        ll = y * x - pt.softplus(x)
+        if not mask.all():
+            ll = ll * mask
+        per_node = pt.sum(ll, axis=-1) + logw[None, :]
+        pm.Potential("loglik", pt.sum(counts * pt.logsumexp(per_node, axis=1)))
+
+    def _joint(self, data: ResponseMatrix, codes: np.ndarray | None, *, centered: bool) -> None:
+        """Abilities sampled; the sampler works in the item-anchored frame.
+
+        Model (population scale): ``theta ~ N(0, 1)``, ``b ~ N(mu_b, sigma_b)``,
+        ``log a ~ N(mu_log_a, sigma_log_a)``. With ``k = exp(mu_log_a)`` the
+        sampler's coordinates are the *anchored* ``theta* = k (theta - mu_b)``,
+        ``b* = k (b - mu_b)``, ``a* = a / k``: the item population sits at mean
+        difficulty 0 and geometric-mean discrimination 1, which thousands of items pin
+        precisely, so no direction of the posterior moves every item at once (the
+        ridges that stall the plain model). ``theta*`` is centred (each ability is
+        pinned by its many answers) and carries the hyperparameters of the ability
+        population; the spread of ``b*`` is sampled directly, with the prior of
+        ``sigma_b`` applied to ``sigma_b* / k`` (Jacobian included).
+
+        Reported (deterministic, per draw) on the calibration-sample scale: abilities
+        of the calibration subjects standardized to mean 0 and SD 1, items mapped
+        alike; see the module docstring.
+        """
+        p = self.priors
+        mu_b = p.mu_b.to_pymc("mu_b_population")
+        mu_la = p.mu_log_a.to_pymc("mu_log_a_population")
+        sigma_la = p.sigma_log_a.to_pymc("sigma_log_a")
+        k = pt.exp(mu_la)
+
+        def anchored_scale(name: str, prior: Prior) -> pt.TensorVariable:
+            scale = pm.HalfFlat(f"{name}_anchor")
+            pm.Potential(f"{name}_prior", pm.logp(prior.dist(), scale / k) - mu_la)
+            return scale
+
+        sigma_b_star = anchored_scale("sigma_b", p.sigma_b)
+        loc_b = loc_la = 0.0
+        if codes is not None:
+            tau_b_star = anchored_scale("tau_b", p.tau_b)
+            tau_la = p.tau_log_a.to_pymc("tau_log_a")
+            gb = pm.Normal("mu_b_group_raw", 0.0, 1.0, dims=GROUP)
+            ga = pm.Normal("mu_log_a_group_raw", 0.0, 1.0, dims=GROUP)
+            loc_b, loc_la = (tau_b_star * gb)[codes], (tau_la * ga)[codes]
+        b_star, log_a_star = self._items(
+            "_anchor", loc_b, sigma_b_star, loc_la, sigma_la, centered=centered
+        )
+        theta_star = pm.Normal("theta_anchor", mu=-mu_b * k, sigma=k, dims=SUBJECT)
+
+        # report on the calibration-sample scale
+        m = pt.mean(theta_star)
+        s = pt.sqrt(pt.mean((theta_star - m) ** 2))
+        pm.Deterministic("theta", (theta_star - m) / s, dims=SUBJECT)
+        pm.Deterministic("b", (b_star - m) / s, dims=ITEM)
+        pm.Deterministic("a", pt.exp(log_a_star) * s, dims=ITEM)
+        pm.Deterministic("mu_b", -m / s)
+        pm.Deterministic("sigma_b", sigma_b_star / s)
+        pm.Deterministic("mu_log_a", pt.log(s))
+        if codes is not None:
+            pm.Deterministic("tau_b", tau_b_star / s)
+            pm.Deterministic("mu_b_group", (tau_b_star * gb - m) / s, dims=GROUP)
+            pm.Deterministic("mu_log_a_group", pt.log(s) + tau_la * ga, dims=GROUP)
+
+        y = np.nan_to_num(data.values, nan=0.0)
+        loglik = joint_loglik(theta_star, pt.exp(log_a_star), b_star, y, data.mask)
+        pm.Potential("loglik", loglik)
+
+    # -------------------------------------------------------------------- fit
+    def fit(
+        self,
+        data: ResponseMatrix,
+        *,
+        sampler: str = "nutpie",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        seed: int = 0,
+        progress: bool = False,
+        target_accept: float = 0.9,
+        strict: bool = False,
+        backend: str = "numba",
+    ):
+        """Sample the posterior and return an :class:`~fluid_bayes.bank.ItemBank`.
+
+        Parameters
+        ----------
+        data : ResponseMatrix
+            Calibration answers.
+        sampler : {"nutpie", "pymc", "numpyro", "advi"}
+            NUTS implementation, or ``"advi"`` (mean-field variational inference,
+            an approximation labelled as such in the bank and its diagnostics).
+        draws, tune, chains : int
+            Posterior draws and tuning steps per chain, number of chains.
+        seed : int
+            Seeds sampling and the ability draws of the marginal model.
+        progress : bool
+            Show the sampler's progress bar.
+        target_accept : float
+            NUTS target acceptance rate.
+        strict : bool
+            Raise :class:`~fluid_bayes.exceptions.ConvergenceError` if not converged.
+        backend : {"numba", "jax"}
+            Compilation backend of the log density for nutpie.
+
+        Returns
+        -------
+        ItemBank
+        """
+        from .fitting import run_fit
+
+        return run_fit(
+            self,
+            data,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+            target_accept=target_accept,
+            strict=strict,
+            backend=backend,
+        )
+
+
+def unique_patterns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse identical answer rows (NaN-aware) into patterns and counts.
+
+    Returns
+    -------
+    patterns : numpy.ndarray
+        Shape ``(n_patterns, n_items)``, NaN kept.
+    counts : numpy.ndarray
+        How many rows share each pattern (float64).
+    """
+    coded = np.where(np.isnan(values), -1, values).astype(np.int8)
+    uniq, counts = np.unique(coded, axis=0, return_counts=True)
+    patterns = np.where(uniq < 0, np.nan, uniq.astype(float))
+    return patterns, counts.astype(float)
+
+
+def ability_draws_on_grid(
+    values: np.ndarray,
+    a: xr.DataArray,
+    b: xr.DataArray,
+    *,
+    n_grid: int,
+    rng: np.random.Generator,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Draw each subject's ability from its exact grid posterior, per posterior draw.
+
+    Used by the marginal likelihood, where abilities are integrated out while
+    sampling. A uniform jitter within the grid cell makes the draws continuous.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(chain, draw, subject)``.
+    """
+    patterns, _ = unique_patterns(values)
+    coded = np.where(np.isnan(values), -1, values).astype(np.int8)
+    pcoded = np.where(np.isnan(patterns), -1, patterns).astype(np.int8)
+    index = {row.tobytes(): k for k, row in enumerate(pcoded)}
+    which = np.array([index[row.tobytes()] for row in coded])
+    nodes, logw = irt.normal_grid(n_grid)
+    step = nodes[1] - nodes[0]
+    av = a.transpose(CHAIN, DRAW, ITEM).values
+    bv = b.transpose(CHAIN, DRAW, ITEM).values
+    n_chain, n_draw = av.shape[:2]
+    flat_a, flat_b = av.reshape(-1, av.shape[-1]), bv.reshape(-1, bv.shape[-1])
+    out = np.empty((flat_a.shape[0], values.shape[0]))
+    for start in range(0, flat_a.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        logpost = irt.grid_log_posterior(patterns, flat_a[sl], flat_b[sl], nodes, logw)
+        cdf = np.cumsum(np.exp(logpost), axis=-1)[:, which, :]  # (chunk, subjects, grid)
+        u = rng.random(cdf.shape[:2])[..., None]
+        k = np.minimum((cdf < u).sum(axis=-1), n_grid - 1)
+        out[sl] = nodes[k] + step * (rng.random(k.shape) - 0.5)
+    return out.reshape(n_chain, n_draw, values.shape[0])

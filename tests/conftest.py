@@ -1,0 +1,51 @@
+"""Shared fixtures: the real shipped data, seeded generators, fitted banks shared per session."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PACKAGE_DATA = REPO / "fluid_bayes" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """Path to a file of ../shared/data, skipping the test if it is absent."""
+    p = SHARED.joinpath("data", *parts)
+    if not p.exists():
+        pytest.skip(f"shared data not available: {p}")
+    return p
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20250911)
+
+
+@pytest.fixture(scope="session")
+def lsat7_bank():
+    """LSAT-7 calibrated with every default (the published-estimates check)."""
+    from fluid_bayes import HierarchicalTwoPL, read_responses
+
+    data = read_responses(PACKAGE_DATA / "lsat" / "lsat7_patterns.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HierarchicalTwoPL().fit(data, seed=1)
+
+
+@pytest.fixture(scope="session")
+def lsat6_bank():
+    """LSAT-6 calibrated with every default."""
+    from fluid_bayes import HierarchicalTwoPL, read_responses
+
+    data = read_responses(PACKAGE_DATA / "lsat" / "lsat6_patterns.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HierarchicalTwoPL().fit(data, seed=1)
