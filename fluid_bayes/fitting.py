@@ -190,7 +190,7 @@ def run_fit(
     if not report.ok:
         if strict:
             raise ConvergenceError(str(report))
-        warnings.warn(str(report), ConvergenceWarning, stacklevel=2)
+        warnings.warn(str(report), ConvergenceWarning, stacklevel=3)
     return bank
 
 
