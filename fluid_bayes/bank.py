@@ -286,9 +286,36 @@ class ItemBank:
                 lines.append(f"    ... and {len(top) - 10} more")
         return "\n".join(lines)
 
+    def thinned(self, step: int) -> ItemBank:
+        """Keep every ``step``-th draw of each chain (for compact shipped banks).
+
+        The convergence diagnostics stay those of the full fit; the thinning is
+        recorded in ``meta.sampler["thinned_by"]``.
+        """
+        if step < 1:
+            raise ValueError(f"thinning step must be >= 1, got {step}")
+        groups = {}
+        for name, node in self.tree.children.items():
+            ds = node.to_dataset()
+            groups[name] = ds.isel({DRAW: slice(None, None, step)}) if DRAW in ds.dims else ds
+        prior = int(self.meta.sampler.get("thinned_by", 1))
+        meta = dataclasses.replace(
+            self.meta, sampler={**self.meta.sampler, "thinned_by": prior * step}
+        )
+        return ItemBank(tree=xr.DataTree.from_dict(groups), meta=meta)
+
     # ------------------------------------------------------------------ I/O
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, float32: bool = False) -> Path:
         """Write the bank to netCDF atomically (temporary file, then rename).
+
+        Parameters
+        ----------
+        path : str or Path
+            Target file; its folder is created.
+        float32 : bool
+            Store posterior draws in single precision (half the size; draws carry
+            Monte Carlo error far above float32 rounding). They are read back as
+            float64. Recorded in the file.
 
         Returns
         -------
@@ -298,9 +325,15 @@ class ItemBank:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.tree.copy()
+        if float32:
+            post = tree["posterior"].to_dataset()
+            tree["posterior"] = xr.DataTree(
+                post.map(lambda v: v.astype("float32") if v.dtype == np.float64 else v)
+            )
         tree.attrs = {
             "format": BANK_FORMAT,
             "format_version": BANK_FORMAT_VERSION,
+            "storage": "float32" if float32 else "float64",
             _META_ATTR: self.meta.to_json(),
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -348,6 +381,11 @@ class ItemBank:
             meta = BankMeta.from_json(attrs[_META_ATTR])
         except (KeyError, json.JSONDecodeError, TypeError) as exc:
             raise BankError(f"{path}: bank metadata unreadable ({exc})") from exc
+        if attrs.get("storage") == "float32":
+            post = tree["posterior"].to_dataset()
+            tree["posterior"] = xr.DataTree(
+                post.map(lambda v: v.astype("float64") if v.dtype == np.float32 else v)
+            )
         tree.attrs = {}
         if "posterior" not in tree.children or not {"a", "b"} <= set(tree["posterior"].data_vars):
             raise BankError(f"{path}: bank has no posterior of a and b")

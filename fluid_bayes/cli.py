@@ -31,9 +31,16 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (1000)")
     g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (1000)")
-    g.add_argument("--chains", type=int, default=2, help="chains (2)")
+    g.add_argument("--chains", type=int, default=4, help="chains (4; run 2 at a time here)")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (0.9)")
+    g.add_argument(
+        "--backend",
+        choices=("auto", "jax", "numba"),
+        default="auto",
+        help="log-density backend for nutpie (auto: jax for the joint "
+        "likelihood, numba for the marginal)",
+    )
     g.add_argument(
         "--strict",
         action="store_true",
@@ -101,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on the shipped data")
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
+    demo.add_argument(
+        "--full",
+        action="store_true",
+        help="recalibrate ChemBench instead of loading the shipped bank",
+    )
     _add_sampler_args(demo)
     return parser
 
@@ -132,6 +144,7 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
             progress=_progress(args.progress),
             target_accept=args.target_accept,
             strict=args.strict,
+            backend=args.backend,
         )
 
 

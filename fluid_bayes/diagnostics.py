@@ -162,9 +162,9 @@ def check_convergence(
             divergences = int(stats["diverging"].sum())
         if "energy" in stats:
             bfmi = float(az.bfmi(idata)["energy"].min())
-    # rank parameters by how badly they miss: low ESS first, then high R-hat
-    badness = np.nan_to_num(rhat - RHAT_MAX, nan=np.inf) * 1e3 - ess_bulk
-    order = np.argsort(-badness)[:_N_WORST]
+    # worst first: R-hat misses (highest first), then the lowest bulk ESS
+    rhat_miss = np.nan_to_num(rhat, nan=np.inf) > RHAT_MAX
+    order = np.lexsort((ess_bulk, -np.nan_to_num(rhat, nan=np.inf), ~rhat_miss))[:_N_WORST]
     worst = tuple((labels[i], float(rhat[i]), float(ess_bulk[i])) for i in order)
     return ConvergenceReport(
         max_rhat=float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan"),

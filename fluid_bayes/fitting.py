@@ -104,12 +104,12 @@ def run_fit(
     sampler: str = "nutpie",
     draws: int = 1000,
     tune: int = 1000,
-    chains: int = 2,
+    chains: int = 4,
     seed: int = 0,
     progress: bool = False,
     target_accept: float = 0.9,
     strict: bool = False,
-    backend: str = "numba",
+    backend: str = "auto",
 ) -> ItemBank:
     """Fit ``spec`` to ``data``; see :meth:`HierarchicalTwoPL.fit` for the arguments.
 
@@ -120,6 +120,8 @@ def run_fit(
         hyperparameters, with diagnostics and provenance.
     """
     likelihood = spec.resolve_likelihood(data)
+    if backend == "auto":
+        backend = "jax" if likelihood == "joint" else "numba"
     model = spec.build(data)
     raw = _sample(
         model,

@@ -469,12 +469,12 @@ class HierarchicalTwoPL:
         sampler: str = "nutpie",
         draws: int = 1000,
         tune: int = 1000,
-        chains: int = 2,
+        chains: int = 4,
         seed: int = 0,
         progress: bool = False,
         target_accept: float = 0.9,
         strict: bool = False,
-        backend: str = "numba",
+        backend: str = "auto",
     ):
         """Sample the posterior and return an :class:`~fluid_bayes.bank.ItemBank`.
 
@@ -495,8 +495,10 @@ class HierarchicalTwoPL:
             NUTS target acceptance rate.
         strict : bool
             Raise :class:`~fluid_bayes.exceptions.ConvergenceError` if not converged.
-        backend : {"numba", "jax"}
-            Compilation backend of the log density for nutpie.
+        backend : {"auto", "numba", "jax"}
+            Compilation backend of the log density for nutpie. ``auto``: JAX for the
+            joint likelihood (its fused kernel runs 2.3x faster there), numba for
+            the marginal one (compiles in seconds; JAX took minutes on LSAT).
 
         Returns
         -------

@@ -110,3 +110,16 @@ def test_point_params_slope_intercept_and_errors(tmp_path):
     cols.write_text("item_id,slope\nq1,1\n")
     with pytest.raises(DataError, match="needs columns a and b"):
         read_point_params(cols)
+
+
+def test_thinned_float32_bank_is_compact_and_reads_as_float64(lsat7_bank, tmp_path):
+    small = lsat7_bank.thinned(4)
+    assert small.posterior.sizes["draw"] == lsat7_bank.posterior.sizes["draw"] // 4
+    assert small.meta.sampler["thinned_by"] == 4
+    full = lsat7_bank.save(tmp_path / "full.nc")
+    path = small.save(tmp_path / "small.nc", float32=True)
+    assert path.stat().st_size < full.stat().st_size / 4
+    back = ItemBank.load(path)
+    assert back.posterior["a"].dtype == np.float64
+    np.testing.assert_allclose(back.posterior["a"].values, small.posterior["a"].values, rtol=1e-6)
+    assert back.meta.convergence == lsat7_bank.meta.convergence
