@@ -340,6 +340,9 @@ class ItemBank:
         os.close(fd)
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -29,7 +29,7 @@ def test_calibrate_then_summary_json_and_csv(tmp_path, capsys):
     csv = tmp_path / "items.csv"
     assert main(["bank", "summary", str(out), "--json", "--csv", str(csv)]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["n_items"] == 5 and d["chains"] == 2 and d["draws"] == 60
+    assert d["n_items"] == 5 and d["chains"] == 4 and d["draws"] == 60
     assert [i["item"] for i in d["items"]] == list(bank.items)
     table = pd.read_csv(csv, index_col="item")
     assert table.loc["Item.3", "b_mean"] == pytest.approx(d["items"][2]["b_mean"])
