@@ -130,11 +130,14 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
             priors = priors.updated(json.loads(args.priors))
         except (json.JSONDecodeError, ValueError) as exc:
             raise DataError(f"--priors: {exc}") from exc
+    from .fitting import ConvergenceWarning
+
     spec = HierarchicalTwoPL(priors=priors, **spec_kw)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-        return spec.fit(
+        warnings.simplefilter("always", ConvergenceWarning)
+        bank = spec.fit(
             data,
             sampler=args.sampler,
             draws=args.draws,
@@ -146,6 +149,12 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
             strict=args.strict,
             backend=args.backend,
         )
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            print(f"fluid-bayes: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return bank
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
