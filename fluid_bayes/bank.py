@@ -326,10 +326,7 @@ class ItemBank:
         path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.tree.copy()
         if float32:
-            post = tree["posterior"].to_dataset()
-            tree["posterior"] = xr.DataTree(
-                post.map(lambda v: v.astype("float32") if v.dtype == np.float64 else v)
-            )
+            _cast_posterior(tree, np.float64, np.float32)
         tree.attrs = {
             "format": BANK_FORMAT,
             "format_version": BANK_FORMAT_VERSION,
@@ -385,10 +382,7 @@ class ItemBank:
         except (KeyError, json.JSONDecodeError, TypeError) as exc:
             raise BankError(f"{path}: bank metadata unreadable ({exc})") from exc
         if attrs.get("storage") == "float32":
-            post = tree["posterior"].to_dataset()
-            tree["posterior"] = xr.DataTree(
-                post.map(lambda v: v.astype("float64") if v.dtype == np.float32 else v)
-            )
+            _cast_posterior(tree, np.float32, np.float64)
         tree.attrs = {}
         if "posterior" not in tree.children or not {"a", "b"} <= set(tree["posterior"].data_vars):
             raise BankError(f"{path}: bank has no posterior of a and b")
@@ -438,6 +432,14 @@ class ItemBank:
             source=source,
         )
         return cls(tree=xr.DataTree.from_dict(groups), meta=meta)
+
+
+def _cast_posterior(tree: xr.DataTree, source: type, target: type) -> None:
+    """Cast the posterior's ``source``-typed variables to ``target`` in place."""
+    post = tree["posterior"].to_dataset()
+    tree["posterior"] = xr.DataTree(
+        post.map(lambda v: v.astype(target) if v.dtype == source else v)
+    )
 
 
 def _nan_to_none(v: Any) -> Any:
