@@ -7,7 +7,7 @@ STAMP    := $(VENV)/.installed
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench bench-adaptive clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/find-python
 	@set -e; if [ ! -x $(PY) ]; then \
@@ -32,6 +32,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+bench-adaptive: $(STAMP)
+	$(PY) benchmarks/adaptive.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache out

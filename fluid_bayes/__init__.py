@@ -12,10 +12,16 @@ from .bank import BankMeta, ItemBank, read_point_params
 from .diagnostics import ConvergenceReport, check_convergence
 from .exceptions import BankError, ConvergenceError, DataError, FluidBayesError
 from .io import read_responses
+from .lmeval import read_lm_eval
 from .model import Gamma, HalfNormal, HierarchicalTwoPL, Normal, Priors
+from .replay import ReplayResult, replay, score_all
 from .responses import DataReport, ResponseMatrix, from_array
+from .selection import BankArrays
+from .session import Session, SessionConfig, SessionResult, run_session
+from .stopping import StopRule
 
 __all__ = [
+    "BankArrays",
     "BankError",
     "BankMeta",
     "ConvergenceError",
@@ -29,10 +35,19 @@ __all__ = [
     "ItemBank",
     "Normal",
     "Priors",
+    "ReplayResult",
     "ResponseMatrix",
+    "Session",
+    "SessionConfig",
+    "SessionResult",
+    "StopRule",
     "__version__",
     "check_convergence",
     "from_array",
+    "read_lm_eval",
     "read_point_params",
     "read_responses",
+    "replay",
+    "run_session",
+    "score_all",
 ]

@@ -403,34 +403,86 @@ class ItemBank:
         source : str
             Recorded provenance.
         """
-        items = [str(i) for i in params.index]
         a = params["a"].to_numpy(float)[None, None, :]
         b = params["b"].to_numpy(float)[None, None, :]
+        extra = params.drop(columns=["a", "b"])
+        return cls.from_draws(
+            a, b, items=[str(i) for i in params.index], source=source, kind="point",
+            item_meta=extra if len(extra.columns) else None,
+        )  # fmt: skip
+
+    @classmethod
+    def from_draws(
+        cls,
+        a: np.ndarray,
+        b: np.ndarray,
+        *,
+        items: list[str],
+        source: str,
+        kind: str = "synthetic",
+        item_meta: pd.DataFrame | None = None,
+        calibration_theta: pd.Series | None = None,
+    ) -> ItemBank:
+        """A bank from given draws of ``a`` and ``b``, shape ``(chain, draw, item)``.
+
+        For imported point estimates (``kind="point"``, one draw) and for banks drawn
+        by simulation (``kind="synthetic"``: no sampler, no diagnostics).
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray
+            Discrimination (> 0) and difficulty draws on the ability scale.
+        items : list of str
+            Item ids.
+        source : str
+            Recorded provenance.
+        kind : {"synthetic", "point"}
+            What the draws are.
+        item_meta : pandas.DataFrame, optional
+            Item metadata indexed by item id.
+        calibration_theta : pandas.Series, optional
+            Abilities of the calibration subjects (index subject ids); they set the
+            default start ability and the ``auto`` stopping threshold of sessions.
+        """
+        a = np.asarray(a, dtype=float)
+        b = np.asarray(b, dtype=float)
+        if a.ndim != 3 or a.shape != b.shape or a.shape[2] != len(items):
+            raise BankError(f"a and b must both be (chain, draw, {len(items)}), got "
+                            f"{a.shape} and {b.shape}")  # fmt: skip
+        if not (np.isfinite(a).all() and np.isfinite(b).all() and (a > 0).all()):
+            raise BankError("a must be finite and positive and b finite")
         post = xr.Dataset(
             {"a": ((CHAIN, DRAW, ITEM), a), "b": ((CHAIN, DRAW, ITEM), b)},
-            coords={CHAIN: [0], DRAW: [0], ITEM: items},
+            coords={CHAIN: np.arange(a.shape[0]), DRAW: np.arange(a.shape[1]), ITEM: items},
         )
         groups = {"posterior": post}
-        extra = params.drop(columns=["a", "b"])
-        if len(extra.columns):
-            groups["items"] = _items_dataset(extra)
-        fingerprint = hashlib.sha256(
-            pd.util.hash_pandas_object(params[["a", "b"]], index=True).values.tobytes()
-        ).hexdigest()
-        config = {"model_type": "point-2pl"}
+        if item_meta is not None:
+            groups["items"] = _items_dataset(item_meta)
+        if calibration_theta is not None:
+            th = calibration_theta.astype(float)
+            groups["subjects"] = xr.Dataset(
+                {"theta_mean": (SUBJECT, th.to_numpy())},
+                coords={SUBJECT: [str(s) for s in th.index]},
+            )
+        digest = hashlib.sha256(np.ascontiguousarray(a))
+        digest.update(np.ascontiguousarray(b))
+        fingerprint = digest.hexdigest()
+        model_type = "point-2pl" if kind == "point" else "synthetic-2pl"
+        config = {"model_type": model_type}
         nan = float("nan")
-        conv = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler="point", approximate=True)
+        conv = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler=kind, approximate=True)
         meta = BankMeta(
-            model_type="point-2pl",
-            kind="point",
+            model_type=model_type,
+            kind=kind,
             config=config,
             config_hash=bank_hash(config, fingerprint),
             data_fingerprint=fingerprint,
-            sampler={"sampler": "point", "likelihood": None, "n_subjects": 0},
+            sampler={"sampler": kind, "likelihood": None,
+                     "n_subjects": 0 if calibration_theta is None else len(calibration_theta)},
             convergence=conv.to_dict(),
             data_report={},
             source=source,
-        )
+        )  # fmt: skip
         return cls(tree=xr.DataTree.from_dict(groups), meta=meta)
 
 

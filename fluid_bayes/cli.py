@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("params", help="CSV with item_id,a,b (or item_id,a,d)")
     imp.add_argument("--out", required=True, help="bank file to write (netCDF)")
 
+    _add_evaluate(sub, FORMATS)
+
     demo = sub.add_parser("demo", help="the main job on the shipped data")
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
     demo.add_argument(
@@ -115,6 +117,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_sampler_args(demo)
     return parser
+
+
+def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
+    from .selection import SELECTORS
+    from .session import METHODS
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="adaptive evaluation (replay) of subjects' stored answers against a bank",
+    )
+    ev.add_argument("bank", help="bank file (netCDF)")
+    ev.add_argument("data", help="answers of the subjects to evaluate (any input layout)")
+    ev.add_argument("--format", choices=formats, default="auto", help="input layout (auto)")
+    ev.add_argument("--threshold", type=float, default=None,
+                    help="binarize continuous scores at >= X")  # fmt: skip
+    ev.add_argument("--subjects", nargs="+", default=None, help="evaluate only these subjects")
+    ev.add_argument("--method", choices=tuple(METHODS), default="bayes",
+                    help="bayes (default), paper (MAP + MFI), eap, random")  # fmt: skip
+    ev.add_argument("--select", choices=SELECTORS, default=None,
+                    help="override the method's selection rule")  # fmt: skip
+    ev.add_argument("--max-items", type=int, default=100, help="most items per session (100)")
+    ev.add_argument("--min-items", type=int, default=0, help="fewest items before an SD stop")
+    ev.add_argument("--stop-sd", default=None, metavar="X|auto",
+                    help="stop once the posterior SD < X; auto: the bank's mean gap "
+                    "between rank-adjacent calibration abilities")  # fmt: skip
+    ev.add_argument("--start-ability", type=float, default=None,
+                    help="ability for the first item (default: mean calibration "
+                    "ability)")  # fmt: skip
+    ev.add_argument("--randomesque", type=int, default=1, help="pick among the best K (1)")
+    ev.add_argument("--exclude", default=None, metavar="FILE",
+                    help="text file of item ids never to ask, one per line")  # fmt: skip
+    ev.add_argument(
+        "--integration",
+        choices=("mixture", "weighted"),
+        default="mixture",
+        help="how bayes combines item draws (mixture; see fluid_bayes.ability)",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    ev.add_argument("--json", action="store_true", help="one JSON object per subject")
+    ev.add_argument("--trace", default=None, metavar="OUT.csv",
+                    help="write the step-by-step trace as CSV")  # fmt: skip
 
 
 def _progress(flag: bool | None) -> bool:
@@ -195,6 +238,70 @@ def _cmd_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_sd(text: str | None) -> float | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"--stop-sd must be a number or 'auto', got {text!r}") from None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bank import ItemBank
+    from .io import read_responses
+    from .replay import replay
+    from .session import SessionConfig
+
+    bank = ItemBank.load(args.bank)
+    data = read_responses(args.data, format=args.format, threshold=args.threshold)
+    exclude: tuple[str, ...] = ()
+    if args.exclude:
+        lines = Path(args.exclude).read_text().splitlines()
+        exclude = tuple(x.strip() for x in lines if x.strip() and not x.startswith("#"))
+    try:
+        config = SessionConfig.for_method(
+            args.method, select=args.select, max_items=args.max_items,
+            min_items=args.min_items, stop_sd=_stop_sd(args.stop_sd),
+            start_ability=args.start_ability, seed=args.seed,
+            randomesque=args.randomesque, exclude=exclude,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    result = replay(bank, data, config=config, subjects=args.subjects)
+    print(result.report, file=sys.stderr)
+    if args.json:
+        for r in result.results:
+            print(json.dumps(r.to_dict()))
+    else:
+        print(_evaluate_table(result).to_string())
+    if args.trace:
+        result.trace.to_csv(args.trace, index=False)
+        print(f"wrote {args.trace}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_table(result: Any):
+    s = result.summary
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "items": s["n_items"],
+            "ability": [f"{m:+.3f} +- {sd:.3f}" for m, sd in zip(s["theta_mean"],
+                                                              s["theta_sd"], strict=True)],
+            "94% interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(
+                s["theta_hdi_low"], s["theta_hdi_high"], strict=True)],
+            "predicted accuracy": [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(
+                s["accuracy_mean"], s["accuracy_low"], s["accuracy_high"], strict=True)],
+            "actual accuracy": s["observed_accuracy"].round(3),
+            "stop": s["stop_reason"],
+        }
+    )  # fmt: skip
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -204,7 +311,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    handlers = {"calibrate": _cmd_calibrate, "bank": _cmd_bank, "demo": _cmd_demo}
+    handlers = {
+        "calibrate": _cmd_calibrate,
+        "bank": _cmd_bank,
+        "evaluate": _cmd_evaluate,
+        "demo": _cmd_demo,
+    }
     try:
         return handlers[args.command](args)
     except (DataError, BankError) as exc:

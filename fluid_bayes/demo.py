@@ -6,6 +6,13 @@
    its diagnostics and summary, and the most and least informative questions.
    ``--full`` recalibrates it from the shipped answers instead (about 10 minutes on
    a 2-core machine with the default 4 chains).
+3. Adaptive evaluation of four ChemBench models held out of calibration
+   (``models/chembench-heldout.nc``), by the Bayesian method and the paper's, each
+   asking at least 30 questions and stopping when its ability SD falls below the
+   bank's mean gap between rank-adjacent models (at most 100 questions): a table of
+   items used, ability, predicted accuracy with its interval and the actual
+   full-benchmark accuracy, and a figure of the ability estimates narrowing
+   (``out/adaptive_chembench.png``).
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ from . import irt
 from .bank import ItemBank
 from .io import read_responses
 
-__all__ = ["DATA", "MODELS", "informative_items", "run_demo"]
+__all__ = ["DATA", "HELD_OUT", "MODELS", "adaptive_demo", "informative_items", "run_demo"]
 
 DATA = Path(__file__).resolve().parent / "data"
 MODELS = Path(__file__).resolve().parents[1] / "models"
+#: ChemBench models left out of ``models/chembench-heldout.nc`` (20/40/60/80% of the
+#: accuracy ranking; ``benchmarks/heldout_bank.py``)
+HELD_OUT = ("Mistral-8x7b-Instruct", "GPT-3.5 Turbo Zero-T", "Llama-3.1-70B-Instruct",
+            "Mistral-Large-2")  # fmt: skip
 
 
 def _lsat_table(bank: Any) -> pd.DataFrame:
@@ -96,4 +107,65 @@ def run_demo(args: argparse.Namespace, *, fit: Callable[..., Any]) -> int:
         print(bank)
         print("\nmost and least informative questions at ability 0 (posterior-expected):")
         print(informative_items(bank).round(3).to_string())
+
+        print("\n== 3. Adaptive evaluation of ChemBench models held out of calibration")
+        heldout = ItemBank.load(MODELS / "chembench-heldout.nc")
+        chem = read_responses(DATA / "chembench" / "responses.csv")
+        table, fig = adaptive_demo(heldout, chem.select(subjects=list(HELD_OUT)))
+        print(table.to_string())
+        fig.savefig(out / "adaptive_chembench.png", dpi=120, bbox_inches="tight")
+        print(f"wrote {out / 'adaptive_chembench.png'}")
     return 0
+
+
+def adaptive_demo(bank: ItemBank, data: Any, *, max_items: int = 100) -> tuple[pd.DataFrame, Any]:
+    """Evaluate ``data``'s subjects adaptively (bayes and paper) against ``bank``.
+
+    Returns
+    -------
+    (pandas.DataFrame, matplotlib.figure.Figure)
+        The table (model, method, items used, ability +- SD, predicted accuracy
+        [94% interval], actual accuracy over all bank items) and the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .replay import replay, score_all
+    from .selection import BankArrays
+
+    arrays = BankArrays.from_bank(bank)
+    full = score_all(bank, data, arrays=arrays)
+    runs = {m: replay(bank, data, method=m, stop_sd="auto", min_items=30, max_items=max_items,
+                      arrays=arrays)
+            for m in ("bayes", "paper")}  # fmt: skip
+    rows = []
+    for subject in data.subjects:
+        for method, rep in runs.items():
+            r = next(x for x in rep.results if x.subject == subject)
+            rows.append({
+                "model": subject, "method": method, "items": r.n_items,
+                "ability": f"{r.theta.mean:+.2f} +- {r.theta.sd:.2f}",
+                "all-items ability": f"{full.loc[subject, 'theta_mean']:+.2f}",
+                "predicted accuracy": f"{r.accuracy_mean:.3f} "
+                f"[{r.accuracy_low:.3f}, {r.accuracy_high:.3f}]",
+                "actual accuracy": round(float(full.loc[subject, "observed_accuracy"]), 3),
+            })  # fmt: skip
+    fig, axes = plt.subplots(1, data.n_subjects, figsize=(3.6 * data.n_subjects, 3.2),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, subject in zip(axes[0], data.subjects, strict=True):
+        for (method, rep), color in zip(runs.items(), ("C0", "C1"), strict=True):
+            tr = rep.trace[rep.trace["subject"] == subject]
+            ax.plot(tr["step"], tr["theta_mean"], color=color, label=method)
+            ax.fill_between(
+                tr["step"],
+                tr["theta_mean"] - 1.88 * tr["theta_sd"],
+                tr["theta_mean"] + 1.88 * tr["theta_sd"],
+                color=color,
+                alpha=0.2,
+            )
+        ax.axhline(full.loc[subject, "theta_mean"], color="k", ls="--", lw=1,
+                   label="all 2,854 items")  # fmt: skip
+        ax.set(title=subject, xlabel="questions asked")
+    axes[0][0].set_ylabel("ability (mean +- 1.88 SD)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Adaptive evaluation against bank {bank.config_hash} (held-out models)", y=1.04)
+    return pd.DataFrame(rows).set_index(["model", "method"]), fig

@@ -1,7 +1,8 @@
 """Readers of response data into a :class:`~fluid_bayes.responses.ResponseMatrix`.
 
-Formats: wide and long tables, py-irt JSON lines, the Fluid Benchmarking layout and
-frequency-weighted response patterns.
+Formats: wide and long tables, py-irt JSON lines, the Fluid Benchmarking layout,
+frequency-weighted response patterns and lm-eval-harness per-sample logs (read by
+:func:`fluid_bayes.lmeval.read_lm_eval`).
 
 Every reader ends with :func:`fluid_bayes.responses.from_array`, so its output is
 validated the same way. Cells are read as text first, so a bad cell is reported with the
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ __all__ = [
     "read_wide",
 ]
 
-FORMATS: tuple[str, ...] = ("auto", "wide", "long", "pyirt", "fb", "patterns")
+FORMATS: tuple[str, ...] = ("auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval")
 
 _NA = frozenset({"", "na", "nan", "n/a", "null", "none"})
 _JSON_SUFFIXES = frozenset({".jsonl", ".jsonlines", ".json"})
@@ -375,6 +376,31 @@ def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMa
     )
 
 
+def json_lines(p: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSON-lines file.
+
+    Raises
+    ------
+    DataError
+        Naming the file and line: invalid JSON, a line that is not an object, or a
+        file that is not UTF-8 text.
+    """
+    try:
+        with p.open(encoding="utf-8-sig") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{name}, line {n}: invalid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict):
+                    raise DataError(f"{name}, line {n}: expected a JSON object")
+                yield n, obj
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
+
+
 def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
     """Read py-irt JSON lines: ``{"subject_id": ..., "responses": {item: 0/1, ...}}``.
 
@@ -397,52 +423,38 @@ def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseM
     seen: dict[str, int] = {}
     records: list[dict[str, Any]] = []
     item_pos: dict[str, int] = {}
-    try:
-        with p.open(encoding="utf-8-sig") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}, line {n}: invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{name}, line {n}: expected a JSON object")
-                lacking = [k for k in ("subject_id", "responses") if k not in obj]
-                if lacking:
-                    raise DataError(f"{name}, line {n}: missing key(s) {', '.join(lacking)}")
-                sid, resp = obj["subject_id"], obj["responses"]
-                if sid is None or isinstance(sid, dict | list) or str(sid).strip() == "":
-                    raise DataError(f"{name}, line {n}: invalid subject_id {sid!r}")
-                sid = str(sid)
-                if sid in seen:
-                    raise DataError(
-                        f"{name}, line {n}: duplicate subject {sid!r} (first on line {seen[sid]})"
-                    )
-                if not isinstance(resp, dict):
-                    raise DataError(
-                        f"{name}, line {n} (subject {sid!r}): responses must be a JSON object"
-                    )
-                row = {}
-                for item, v in resp.items():
-                    where = f"{name}, line {n} (subject {sid!r}), item {item!r}"
-                    if v is None:
-                        continue
-                    if isinstance(v, bool):
-                        v = float(v)
-                    if not isinstance(v, int | float):
-                        raise DataError(f"{where}: {v!r} is not a number")
-                    v = float(v)
-                    if not math.isfinite(v):
-                        raise DataError(f"{where}: {v!r} is not finite")
-                    if not 0.0 <= v <= 1.0:
-                        raise DataError(f"{where}: {v!r} is outside [0, 1]")
-                    row[item_pos.setdefault(item, len(item_pos))] = v
-                seen[sid] = n
-                subjects.append(sid)
-                records.append(row)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
+    for n, obj in json_lines(p, name):
+        lacking = [k for k in ("subject_id", "responses") if k not in obj]
+        if lacking:
+            raise DataError(f"{name}, line {n}: missing key(s) {', '.join(lacking)}")
+        sid, resp = obj["subject_id"], obj["responses"]
+        if sid is None or isinstance(sid, dict | list) or str(sid).strip() == "":
+            raise DataError(f"{name}, line {n}: invalid subject_id {sid!r}")
+        sid = str(sid)
+        if sid in seen:
+            raise DataError(
+                f"{name}, line {n}: duplicate subject {sid!r} (first on line {seen[sid]})"
+            )
+        if not isinstance(resp, dict):
+            raise DataError(f"{name}, line {n} (subject {sid!r}): responses must be a JSON object")
+        row = {}
+        for item, v in resp.items():
+            where = f"{name}, line {n} (subject {sid!r}), item {item!r}"
+            if v is None:
+                continue
+            if isinstance(v, bool):
+                v = float(v)
+            if not isinstance(v, int | float):
+                raise DataError(f"{where}: {v!r} is not a number")
+            v = float(v)
+            if not math.isfinite(v):
+                raise DataError(f"{where}: {v!r} is not finite")
+            if not 0.0 <= v <= 1.0:
+                raise DataError(f"{where}: {v!r} is outside [0, 1]")
+            row[item_pos.setdefault(item, len(item_pos))] = v
+        seen[sid] = n
+        subjects.append(sid)
+        records.append(row)
     if not subjects:
         raise DataError(f"{name}: empty file, no subjects")
     values = np.full((len(subjects), len(item_pos)), np.nan)
@@ -573,12 +585,16 @@ def read_item_meta(path: str | Path) -> pd.DataFrame:
 def detect_format(path: str | Path) -> str:
     """Guess the format of a response file from its name and header.
 
-    ``.jsonl`` / ``.jsonlines`` / ``.json`` files are ``"pyirt"``. For tables (CSV or
-    parquet): columns naming a subject, an item and a score make ``"long"``; a frequency
-    column whose other columns hold only 0/1 makes ``"patterns"``; anything else is
-    ``"wide"``. The Fluid Benchmarking layout (``"fb"``) looks like a wide table and is
-    never detected: pass ``format="fb"``.
+    A directory, or a file named ``samples_*.jsonl``, is ``"lm-eval"`` (lm-eval-harness
+    ``--log_samples`` output); other ``.jsonl`` / ``.jsonlines`` / ``.json`` files are
+    ``"pyirt"``. For tables (CSV or parquet): columns naming a subject, an item and a
+    score make ``"long"``; a frequency column whose other columns hold only 0/1 makes
+    ``"patterns"``; anything else is ``"wide"``. The Fluid Benchmarking layout (``"fb"``)
+    looks like a wide table and is never detected: pass ``format="fb"``.
     """
+    p = Path(path)
+    if p.is_dir() or (p.name.startswith("samples_") and p.name.endswith(".jsonl")):
+        return "lm-eval"
     p = _check_file(path)
     if p.suffix.lower() in _JSON_SUFFIXES:
         return "pyirt"
@@ -618,9 +634,10 @@ def read_responses(
     Parameters
     ----------
     path : str or Path
-        The response file.
-    format : {"auto", "wide", "long", "pyirt", "fb", "patterns"}
-        ``"auto"`` uses :func:`detect_format` (which never picks ``"fb"``).
+        The response file (for ``"lm-eval"``, a samples file or a directory of them).
+    format : {"auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval"}
+        ``"auto"`` uses :func:`detect_format` (which never picks ``"fb"``). ``"lm-eval"``
+        uses the default metric and filter of :func:`fluid_bayes.lmeval.read_lm_eval`.
     threshold : float, optional
         Binarization threshold; for ``"fb"`` the default is 0.5.
     item_meta : str, Path or pandas.DataFrame, optional
@@ -636,6 +653,10 @@ def read_responses(
         format = detect_format(path)  # noqa: A001
     if format == "fb":
         rm = read_fb(path, threshold=0.5 if threshold is None else threshold)
+    elif format == "lm-eval":
+        from fluid_bayes.lmeval import read_lm_eval  # here: lmeval imports this module
+
+        rm = read_lm_eval(path, threshold=threshold)
     else:
         reader = {
             "wide": read_wide,

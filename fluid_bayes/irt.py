@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
 __all__ = [
+    "expit",
     "fisher_information",
     "grid_log_posterior",
     "icc",
@@ -46,8 +47,8 @@ def fisher_information(theta: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
         Information in units of 1 / ability**2 (never negative).
     """
     x = np.multiply(a, np.subtract(theta, b))
-    # p (1 - p) = exp(log p + log(1 - p)), stable for large |x|
-    return np.square(a) * np.exp(log_expit(x) + log_expit(-x))
+    # p (1 - p) as expit(x) * expit(-x): both factors accurate for large |x|
+    return np.square(a) * expit(x) * expit(-x)
 
 
 def log_likelihood_cells(

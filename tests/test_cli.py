@@ -8,12 +8,13 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import PACKAGE_DATA
+from conftest import PACKAGE_DATA, SHARED
 
 from fluid_bayes import ItemBank
 from fluid_bayes.cli import main
 
 LSAT7 = str(PACKAGE_DATA / "lsat" / "lsat7_patterns.csv")
+FIXTURE = SHARED / "fixtures" / "reference_parity.json"
 TINY = ["--draws", "60", "--tune", "60", "--seed", "3", "--no-progress"]
 
 
@@ -112,3 +113,72 @@ def test_module_entry_point():
         "--strict",
     ):
         assert flag in r.stdout
+
+
+# ---------------------------------------------------------------------------- evaluate
+CHEMBENCH_BANK = str(PACKAGE_DATA.parents[1] / "models" / "chembench.nc")
+CHEMBENCH = str(PACKAGE_DATA / "chembench" / "responses.csv")
+KEYS = {
+    "subject", "n_items", "items", "theta_mean", "theta_sd", "theta_hdi_low", "theta_hdi_high",
+    "accuracy_mean", "accuracy_low", "accuracy_high", "stop_reason", "trajectory",
+}  # fmt: skip
+
+
+def test_evaluate_json_on_the_shipped_bank(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    argv = ["evaluate", CHEMBENCH_BANK, CHEMBENCH, "--subjects", "GPT-4", "Galatica-120b",
+            "--max-items", "12", "--json", "--trace", str(trace)]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    recs = [json.loads(x) for x in lines]
+    assert [r["subject"] for r in recs] == ["GPT-4", "Galatica-120b"]
+    for r in recs:
+        assert KEYS <= set(r) and r["n_items"] == 12 == len(r["items"]) == len(r["trajectory"])
+        assert r["theta_hdi_low"] < r["theta_mean"] < r["theta_hdi_high"]
+        assert 0 <= r["accuracy_low"] <= r["accuracy_mean"] <= r["accuracy_high"] <= 1
+        assert r["stop_reason"] == "max_items"
+    assert recs[0]["theta_mean"] > recs[1]["theta_mean"]  # GPT-4 above Galactica
+    t = pd.read_csv(trace)
+    assert len(t) == 24 and list(t["item"][:12]) == recs[0]["items"]
+
+
+def test_evaluate_paper_trajectory_is_the_reference(tmp_path, capsys):
+    case = next(c for c in json.loads(FIXTURE.read_text())["cases"] if c["kind"] == "session")
+    ids = [f"q{j}" for j in range(len(case["a"]))]
+    params = tmp_path / "p.csv"
+    pd.DataFrame({"item_id": ids, "a": case["a"], "b": case["b"]}).to_csv(params, index=False)
+    data = tmp_path / "d.csv"
+    pd.DataFrame([case["responses"]], columns=ids, index=pd.Index(["m"], name="model")).to_csv(data)
+    bank = tmp_path / "ref.nc"
+    assert main(["bank", "import-params", str(params), "--out", str(bank)]) == 0
+    capsys.readouterr()
+    argv = [
+        "evaluate",
+        str(bank),
+        str(data),
+        "--method",
+        "paper",
+        "--json",
+        "--max-items",
+        str(case["n_max"]),
+        "--start-ability",
+        str(case["start_ability"]),
+    ]
+    assert main(argv) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert [int(i[1:]) for i in rec["items"]] == case["expected_items"]
+    traj = [s["theta_mean"] for s in rec["trajectory"]]
+    assert max(abs(x - y) for x, y in zip(traj, case["expected_abilities"], strict=True)) < 1e-6
+    assert rec["theta_mean"] == traj[-1]
+
+
+def test_evaluate_bad_input_exits_2(tmp_path, capsys):
+    base = ["evaluate", CHEMBENCH_BANK, CHEMBENCH]
+    assert main([*base, "--subjects", "nobody"]) == 2
+    assert "unknown subject id" in capsys.readouterr().err
+    assert main([*base, "--stop-sd", "soon"]) == 2
+    assert "--stop-sd" in capsys.readouterr().err
+    ex = tmp_path / "ex.txt"
+    ex.write_text("chembench_1\nnot_an_item\n")
+    assert main([*base, "--exclude", str(ex), "--max-items", "3"]) == 2
+    assert "not_an_item" in capsys.readouterr().err

@@ -1,0 +1,279 @@
+"""Replay adaptive evaluation over precomputed answers of many subjects at once.
+
+The paper's protocol offline: every subject (model, checkpoint) already answered the
+whole benchmark; each is evaluated as if adaptively, the session asking items and
+reading the stored answers. Subjects are processed together:
+
+- ``paper`` (``map`` + ``mfi``): a compiled kernel runs all subjects, in parallel
+  threads, each step a warm-started safeguarded Newton MAP and a pruned exact argmax
+  (:func:`fluid_bayes._kernels.replay_paper`);
+- everything else (``bayes``, ``eap``, other rules): one
+  :class:`~fluid_bayes.session.Session` per subject reading its stored answers; each
+  step is vectorized over item draws x ability nodes (a compiled kernel on the
+  posterior's window of the grid) and the bank's tables are shared by all subjects.
+
+Both paths give the same items and estimates as :class:`~fluid_bayes.session.Session`.
+
+Missing answers: an item in the bank that a subject did not answer is unavailable to
+that subject; when the rule wants it, the subject gets the next best item it answered.
+Items of the data that are not in the bank are ignored. Both are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import _kernels
+from .ability import (
+    AbilitySummary,
+    grid_summary,
+    joint_weights,
+    normal_log_prior,
+)
+from .exceptions import DataError
+from .responses import ResponseMatrix
+from .selection import BankArrays
+from .session import Session, SessionConfig, SessionResult, Step
+
+__all__ = ["ReplayReport", "ReplayResult", "replay", "score_all"]
+
+_Z94 = 1.880793608151251
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """How the data met the bank.
+
+    Attributes
+    ----------
+    n_subjects : int
+        Subjects replayed.
+    extra_items : tuple of str
+        Items in the data but not in the bank (ignored).
+    missing : dict
+        Subject -> number of bank items it has no answer for (only subjects with some).
+    """
+
+    n_subjects: int
+    extra_items: tuple[str, ...]
+    missing: dict[str, int]
+
+    def __str__(self) -> str:
+        lines = [f"replayed {self.n_subjects} subject(s)"]
+        if self.extra_items:
+            show = ", ".join(self.extra_items[:5])
+            more = f" and {len(self.extra_items) - 5} more" if len(self.extra_items) > 5 else ""
+            lines.append(f"{len(self.extra_items)} item(s) not in the bank ignored: {show}{more}")
+        if self.missing:
+            worst = sorted(self.missing.items(), key=lambda kv: -kv[1])[:5]
+            lines.append(
+                f"{len(self.missing)} subject(s) lack answers to some bank items (never "
+                "asked those): " + ", ".join(f"{s} ({n})" for s, n in worst)
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Results of a replay: one :class:`SessionResult` per subject, and the report."""
+
+    results: tuple[SessionResult, ...]
+    report: ReplayReport
+    observed_accuracy: dict[str, float]
+
+    @property
+    def trace(self) -> pd.DataFrame:
+        """Tidy table: ``subject, step, item, answer, theta_mean, theta_sd`` (step from 1)."""
+        rows = [
+            (r.subject, k + 1, s.item, s.answer, s.theta_mean, s.theta_sd)
+            for r in self.results
+            for k, s in enumerate(r.steps)
+        ]
+        cols = ["subject", "step", "item", "answer", "theta_mean", "theta_sd"]
+        return pd.DataFrame(rows, columns=cols)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per subject: items used, ability, expected and observed accuracy, stop reason."""
+        rows = []
+        for r in self.results:
+            d = r.to_dict()
+            del d["trajectory"], d["items"]
+            d["observed_accuracy"] = self.observed_accuracy[r.subject]
+            rows.append(d)
+        return pd.DataFrame(rows).set_index("subject")
+
+
+def _align(bank_items: tuple[str, ...], data: ResponseMatrix) -> tuple[np.ndarray, ReplayReport]:
+    col = {item: k for k, item in enumerate(data.items)}
+    answers = np.full((data.n_subjects, len(bank_items)), np.nan)
+    present = [(j, col[i]) for j, i in enumerate(bank_items) if i in col]
+    if not present:
+        raise DataError(f"{data.report.source}: no item of the data is in the bank")
+    bj, dj = (np.array(x) for x in zip(*present, strict=True))
+    answers[:, bj] = data.values[:, dj]
+    bank_set = set(bank_items)
+    extra = tuple(i for i in data.items if i not in bank_set)
+    n_missing = np.isnan(answers).sum(axis=1)
+    missing = {s: int(n) for s, n in zip(data.subjects, n_missing, strict=True) if n}
+    return answers, ReplayReport(data.n_subjects, extra, missing)
+
+
+def replay(
+    bank,
+    data: ResponseMatrix,
+    *,
+    config: SessionConfig | None = None,
+    method: str = "bayes",
+    subjects: list[str] | None = None,
+    arrays: BankArrays | None = None,
+    **options,
+) -> ReplayResult:
+    """Replay adaptive sessions for every subject of ``data``.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The bank.
+    data : ResponseMatrix
+        Full answers (subjects x items); items are matched to the bank by id.
+    config : SessionConfig, optional
+        Session options (default: ``SessionConfig.for_method(method, **options)``).
+    method : str
+        Preset when ``config`` is not given.
+    subjects : list of str, optional
+        Replay only these subjects.
+    arrays : BankArrays, optional
+        Precomputed bank arrays.
+
+    Returns
+    -------
+    ReplayResult
+    """
+    config = config or SessionConfig.for_method(method, **options)
+    if subjects is not None:
+        data = data.select(subjects=subjects)
+    arrays = arrays or BankArrays.from_bank(bank)
+    answers, report = _align(arrays.items, data)
+    probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
+    in_bank = set(arrays.items)
+    obs = data.select(items=[i for i in data.items if i in in_bank]).accuracy()
+    observed = {s: float(v) for s, v in obs.items()}
+    if config.estimator == "map" and config.select == "mfi" and config.randomesque == 1:
+        results = _replay_paper(probe, arrays, answers, data.subjects)
+    else:
+        results = [_replay_one(bank, config, arrays, answers[k], s)
+                   for k, s in enumerate(data.subjects)]  # fmt: skip
+    return ReplayResult(tuple(results), report, observed)
+
+
+def _replay_one(bank, config, arrays, row, subject) -> SessionResult:
+    session = Session(bank, config, subject=subject, arrays=arrays)
+    unanswered = np.isnan(row)
+    session._unavailable |= unanswered  # never asked: the subject has no answer
+    col = {item: j for j, item in enumerate(arrays.items)}
+    while (item := session.next_item()) is not None:
+        session.record(item, row[col[item]])
+    return session.result()
+
+
+def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list[SessionResult]:
+    cfg, rule = probe.config, probe.stop_rule
+    excluded = probe._unavailable.copy()
+    items, theta, se = _kernels.replay_paper(
+        answers, arrays.a_point, arrays.b_point, arrays.order, excluded,
+        np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
+        rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, -4.0, 4.0,
+    )  # fmt: skip
+    out = []
+    ids = arrays.items
+    n_done = (items >= 0).sum(axis=1)
+    for k, subject in enumerate(subjects):
+        n = int(n_done[k])
+        js = items[k, :n]
+        steps = tuple(map(Step, [ids[j] for j in js.tolist()],
+                          answers[k, js].astype(int).tolist(), theta[k, :n].tolist(),
+                          se[k, :n].tolist()))  # fmt: skip
+        if n:
+            est = AbilitySummary(theta[k, n - 1], se[k, n - 1],
+                                 theta[k, n - 1] - _Z94 * se[k, n - 1],
+                                 theta[k, n - 1] + _Z94 * se[k, n - 1])  # fmt: skip
+        else:
+            est = probe.estimate()
+        n_avail = int((~excluded & ~np.isnan(answers[k])).sum()) - n
+        reason = rule.reason(n, est.sd, n_avail) or "not stopped"
+        acc = arrays.point_accuracy(np.array([est.mean, est.hdi_low, est.hdi_high]))
+        out.append(SessionResult(subject, probe.bank.config_hash, "map", "mfi", est,
+                                 float(acc[0]), float(acc[1]), float(acc[2]), reason,
+                                 steps))  # fmt: skip
+    return out
+
+
+def score_all(
+    bank,
+    data: ResponseMatrix,
+    *,
+    estimator: str = "bayes",
+    arrays: BankArrays | None = None,
+    prior_mean: float = 0.0,
+    prior_sd: float = 1.0,
+) -> pd.DataFrame:
+    """Ability of every subject from *all* its answers to bank items (no selection).
+
+    The full-benchmark ability that adaptive estimates are compared with.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The bank.
+    data : ResponseMatrix
+        Answers; items are matched to the bank by id, missing answers skipped.
+    estimator : {"bayes", "eap", "map"}
+        As in :mod:`fluid_bayes.ability`.
+    arrays : BankArrays, optional
+        Precomputed bank arrays.
+    prior_mean, prior_sd : float
+        Normal prior of ability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``subject``; ``theta_mean, theta_sd, theta_hdi_low, theta_hdi_high,
+        n_answered, observed_accuracy``.
+    """
+    from .ability import map_ability
+
+    arrays = arrays or BankArrays.from_bank(bank)
+    answers, _ = _align(arrays.items, data)
+    nodes = arrays.nodes
+    rows = []
+    for k in range(data.n_subjects):
+        m = ~np.isnan(answers[k])
+        y = answers[k, m]
+        if estimator == "map":
+            th, se = map_ability(y, arrays.a_point[m], arrays.b_point[m],
+                                 prior_mean=prior_mean, prior_sd=prior_sd)  # fmt: skip
+            est = AbilitySummary(th, se, th - _Z94 * se, th + _Z94 * se)
+        else:
+            a = arrays.a[:, m] if estimator == "bayes" else arrays.a_point[None, m]
+            b = arrays.b[:, m] if estimator == "bayes" else arrays.b_point[None, m]
+            a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+            est = _grid_estimate(a, b, y, nodes, prior_mean, prior_sd)
+            if est.sd < 0.1:  # refine: 241 nodes over the posterior's neighbourhood
+                half = max(12 * est.sd, 0.25)
+                fine = np.linspace(est.mean - half, est.mean + half, nodes.size)
+                est = _grid_estimate(a, b, y, fine, prior_mean, prior_sd)
+        rows.append({"subject": data.subjects[k], "theta_mean": est.mean, "theta_sd": est.sd,
+                     "theta_hdi_low": est.hdi_low, "theta_hdi_high": est.hdi_high,
+                     "n_answered": int(m.sum()),
+                     "observed_accuracy": float(y.mean()) if y.size else np.nan})  # fmt: skip
+    return pd.DataFrame(rows).set_index("subject")
+
+
+def _grid_estimate(a, b, y, nodes, prior_mean, prior_sd) -> AbilitySummary:
+    ll = _kernels.grid_loglik_sum(a, b, np.ascontiguousarray(y), nodes)
+    w = joint_weights(ll, normal_log_prior(nodes, prior_mean, prior_sd), "mixture")
+    return grid_summary(nodes, w.sum(axis=0)[None, :])[0]
