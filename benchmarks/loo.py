@@ -50,6 +50,8 @@ def load(name: str):
         keep = sorted(rng.choice(data.n_items, ITEM_SUBSET[name], replace=False))
         data = data.select(items=[data.items[k] for k in keep])
     return data
+
+
 SETTINGS = {"draws": 250, "tune": 400, "chains": 2, "seed": 1}
 
 
