@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help='JSON overrides, e.g. \'{"sigma_b": {"dist": "Gamma", "alpha": 2, "beta": 1}}\'',
     )
+    _add_lmeval_args(cal)
     _add_sampler_args(cal)
 
     bank = sub.add_parser("bank", help="inspect or import item banks")
@@ -117,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_sampler_args(demo)
     return parser
+
+
+def _add_lmeval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("lm-eval-harness samples (--format lm-eval)")
+    g.add_argument("--metric", default=None, help="metric field (default acc, exact_match, ...)")
+    g.add_argument("--filter", default=None, help="filter to read when a task has several")
 
 
 def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
@@ -156,6 +163,7 @@ def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
     )
     ev.add_argument("--seed", type=int, default=0, help="random seed (0)")
     ev.add_argument("--json", action="store_true", help="one JSON object per subject")
+    _add_lmeval_args(ev)
     ev.add_argument("--trace", default=None, metavar="OUT.csv",
                     help="write the step-by-step trace as CSV")  # fmt: skip
 
@@ -204,7 +212,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .io import read_responses
 
     data = read_responses(
-        args.data, format=args.format, threshold=args.threshold, item_meta=args.items_meta
+        args.data,
+        format=args.format,
+        threshold=args.threshold,
+        item_meta=args.items_meta,
+        metric=args.metric,
+        filter=args.filter,
     )
     print(str(data.report), file=sys.stderr)
     bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by)
@@ -256,7 +269,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .session import SessionConfig
 
     bank = ItemBank.load(args.bank)
-    data = read_responses(args.data, format=args.format, threshold=args.threshold)
+    data = read_responses(
+        args.data,
+        format=args.format,
+        threshold=args.threshold,
+        metric=args.metric,
+        filter=args.filter,
+    )
     exclude: tuple[str, ...] = ()
     if args.exclude:
         lines = Path(args.exclude).read_text().splitlines()

@@ -628,6 +628,8 @@ def read_responses(
     format: str = "auto",  # noqa: A002 - the public keyword name
     threshold: float | None = None,
     item_meta: str | Path | pd.DataFrame | None = None,
+    metric: str | None = None,
+    filter: str | None = None,  # noqa: A002 - lm-eval's own word
 ) -> ResponseMatrix:
     """Read a response file in any supported format.
 
@@ -642,6 +644,8 @@ def read_responses(
         Binarization threshold; for ``"fb"`` the default is 0.5.
     item_meta : str, Path or pandas.DataFrame, optional
         Item metadata to attach (see :func:`read_item_meta`); every item needs a row.
+    metric, filter : str, optional
+        lm-eval only: the metric field and the filter to read.
 
     Returns
     -------
@@ -651,12 +655,14 @@ def read_responses(
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     if format == "auto":
         format = detect_format(path)  # noqa: A001
+    if (metric is not None or filter is not None) and format != "lm-eval":
+        raise DataError(f"{path}: metric and filter apply to lm-eval samples, not {format!r}")
     if format == "fb":
         rm = read_fb(path, threshold=0.5 if threshold is None else threshold)
     elif format == "lm-eval":
         from fluid_bayes.lmeval import read_lm_eval  # here: lmeval imports this module
 
-        rm = read_lm_eval(path, threshold=threshold)
+        rm = read_lm_eval(path, threshold=threshold, metric=metric, filter=filter)
     else:
         reader = {
             "wide": read_wide,

@@ -134,6 +134,28 @@ def test_explicit_metric(results, answers):
     assert any("metric 'acc_norm' (as asked)" in n for n in rm.report.notes)
 
 
+def test_read_responses_and_cli_pass_metric_and_filter(results, answers, capsys):
+    from fluid_bayes import ItemBank
+    from fluid_bayes.cli import main
+
+    rm = read_responses(results, metric="acc_norm")
+    np.testing.assert_array_equal(rm.values, _expected(answers, rm, offset=40))
+    with pytest.raises(DataError, match="apply to lm-eval samples"):
+        read_responses(CHEMBENCH / "responses.csv", metric="acc")
+    params = results.parent / "params.csv"
+    pd.DataFrame({"item_id": list(rm.items), "a": 1.0, "b": 0.0}).to_csv(params, index=False)
+    bank = results.parent / "bank.nc"
+    assert main(["bank", "import-params", str(params), "--out", str(bank)]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", str(bank), str(results), "--metric", "acc_norm", "--method", "paper",
+            "--max-items", "5", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {r["subject"] for r in recs} == set(rm.subjects)
+    assert all(r["n_items"] == 5 and "/" in r["items"][0] for r in recs)
+    assert ItemBank.load(bank).n_items == rm.n_items
+
+
 def test_single_file_subject_is_parent_folder(results, answers):
     folder = "meta-llama__Llama-3.1-70B-Instruct"
     f = results / folder / f"samples_chembench_toxicity_and_safety_{STAMP}.jsonl"
