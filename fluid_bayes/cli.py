@@ -208,17 +208,22 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
     return bank
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
+def _read_data(args: argparse.Namespace, **extra: Any):
+    """The DATA argument, read with the input-layout flags of the command."""
     from .io import read_responses
 
-    data = read_responses(
+    return read_responses(
         args.data,
         format=args.format,
         threshold=args.threshold,
-        item_meta=args.items_meta,
         metric=args.metric,
         filter=args.filter,
+        **extra,
     )
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    data = _read_data(args, item_meta=args.items_meta)
     print(str(data.report), file=sys.stderr)
     bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by)
     path = bank.save(args.out)
@@ -264,18 +269,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bank import ItemBank
-    from .io import read_responses
     from .replay import replay
     from .session import SessionConfig
 
     bank = ItemBank.load(args.bank)
-    data = read_responses(
-        args.data,
-        format=args.format,
-        threshold=args.threshold,
-        metric=args.metric,
-        filter=args.filter,
-    )
+    data = _read_data(args)
     exclude: tuple[str, ...] = ()
     if args.exclude:
         lines = Path(args.exclude).read_text().splitlines()
