@@ -464,7 +464,8 @@ class ItemBank:
                 {"theta_mean": (SUBJECT, th.to_numpy())},
                 coords={SUBJECT: [str(s) for s in th.index]},
             )
-        digest = hashlib.sha256(np.ascontiguousarray(a))
+        digest = hashlib.sha256("\n".join(items).encode())
+        digest.update(np.ascontiguousarray(a))
         digest.update(np.ascontiguousarray(b))
         fingerprint = digest.hexdigest()
         model_type = "point-2pl" if kind == "point" else "synthetic-2pl"

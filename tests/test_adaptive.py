@@ -374,3 +374,13 @@ def test_config_validation():
         SessionConfig(select="best")
     with pytest.raises(ValueError, match="stop_sd"):
         SessionConfig(stop_sd="soon")
+
+
+def test_bank_identity_includes_item_ids(tmp_path):
+    a, b = np.ones((1, 1, 3)), np.zeros((1, 1, 3))
+    one = ItemBank.from_draws(a, b, items=["x", "y", "z"], source="t", kind="point")
+    two = ItemBank.from_draws(a, b, items=["x", "y", "w"], source="t", kind="point")
+    assert one.config_hash != two.config_hash
+    path = Session(one, method="paper", max_items=2).save(tmp_path / "s.json")
+    with pytest.raises(DataError, match="run against bank"):
+        Session.load(path, two)
