@@ -86,6 +86,12 @@ class AbilitySummary:
     hdi_low: float
     hdi_high: float
 
+    @classmethod
+    def normal(cls, mean: float, sd: float) -> AbilitySummary:
+        """A normal (Laplace) summary: ``mean +- 1.88 sd`` as the 94% interval."""
+        mean, sd = float(mean), float(sd)
+        return cls(mean, sd, mean - _Z94 * sd, mean + _Z94 * sd)
+
     def __str__(self) -> str:
         return (
             f"theta {self.mean:+.3f} +- {self.sd:.3f} [{self.hdi_low:+.3f}, {self.hdi_high:+.3f}]"
@@ -180,9 +186,8 @@ class MapState:
         self.theta, self.se = float(theta), float(1.0 / np.sqrt(h))
 
     def summary(self) -> AbilitySummary:
-        """MAP, standard error and normal 94% interval."""
-        half = _Z94 * self.se
-        return AbilitySummary(self.theta, self.se, self.theta - half, self.theta + half)
+        """MAP, standard error and normal 94% interval (start, prior SD before answers)."""
+        return AbilitySummary.normal(self.theta, self.se)
 
 
 INTEGRATIONS = ("mixture", "weighted")

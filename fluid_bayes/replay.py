@@ -28,9 +28,11 @@ import pandas as pd
 
 from . import _kernels
 from .ability import (
+    THETA_RANGE,
     AbilitySummary,
     grid_summary,
     joint_weights,
+    map_ability,
     normal_log_prior,
 )
 from .exceptions import DataError
@@ -39,8 +41,6 @@ from .selection import BankArrays
 from .session import Session, SessionConfig, SessionResult, Step
 
 __all__ = ["ReplayReport", "ReplayResult", "replay", "score_all"]
-
-_Z94 = 1.880793608151251
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,7 @@ def replay(
     arrays = arrays or BankArrays.from_bank(bank)
     answers, report = _align(arrays.items, data)
     probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
-    in_bank = set(arrays.items)
-    obs = data.select(items=[i for i in data.items if i in in_bank]).accuracy()
-    observed = {s: float(v) for s, v in obs.items()}
+    observed = dict(zip(data.subjects, _observed_accuracy(answers).tolist(), strict=True))
     if config.estimator == "map" and config.select == "mfi" and config.randomesque == 1:
         results = _replay_paper(probe, arrays, answers, data.subjects)
     else:
@@ -174,9 +172,8 @@ def _replay_one(bank, config, arrays, row, subject) -> SessionResult:
     session = Session(bank, config, subject=subject, arrays=arrays)
     unanswered = np.isnan(row)
     session._unavailable |= unanswered  # never asked: the subject has no answer
-    col = {item: j for j, item in enumerate(arrays.items)}
     while (item := session.next_item()) is not None:
-        session.record(item, row[col[item]])
+        session.record(item, row[session._index[item]])
     return session.result()
 
 
@@ -186,7 +183,7 @@ def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list
     items, theta, se = _kernels.replay_paper(
         answers, arrays.a_point, arrays.b_point, arrays.order, excluded,
         np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
-        rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, -4.0, 4.0,
+        rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,
     )  # fmt: skip
     out = []
     ids = arrays.items
@@ -197,12 +194,7 @@ def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list
         steps = tuple(map(Step, [ids[j] for j in js.tolist()],
                           answers[k, js].astype(int).tolist(), theta[k, :n].tolist(),
                           se[k, :n].tolist()))  # fmt: skip
-        if n:
-            est = AbilitySummary(theta[k, n - 1], se[k, n - 1],
-                                 theta[k, n - 1] - _Z94 * se[k, n - 1],
-                                 theta[k, n - 1] + _Z94 * se[k, n - 1])  # fmt: skip
-        else:
-            est = probe.estimate()
+        est = AbilitySummary.normal(theta[k, n - 1], se[k, n - 1]) if n else probe.estimate()
         n_avail = int((~excluded & ~np.isnan(answers[k])).sum()) - n
         reason = rule.reason(n, est.sd, n_avail) or "not stopped"
         acc = arrays.point_accuracy(np.array([est.mean, est.hdi_low, est.hdi_high]))
@@ -244,11 +236,12 @@ def score_all(
         Index ``subject``; ``theta_mean, theta_sd, theta_hdi_low, theta_hdi_high,
         n_answered, observed_accuracy``.
     """
-    from .ability import map_ability
-
     arrays = arrays or BankArrays.from_bank(bank)
     answers, _ = _align(arrays.items, data)
+    observed = _observed_accuracy(answers)
     nodes = arrays.nodes
+    if estimator != "map":
+        a_all, b_all = arrays.item_params(estimator)
     rows = []
     for k in range(data.n_subjects):
         m = ~np.isnan(answers[k])
@@ -256,11 +249,9 @@ def score_all(
         if estimator == "map":
             th, se = map_ability(y, arrays.a_point[m], arrays.b_point[m],
                                  prior_mean=prior_mean, prior_sd=prior_sd)  # fmt: skip
-            est = AbilitySummary(th, se, th - _Z94 * se, th + _Z94 * se)
+            est = AbilitySummary.normal(th, se)
         else:
-            a = arrays.a[:, m] if estimator == "bayes" else arrays.a_point[None, m]
-            b = arrays.b[:, m] if estimator == "bayes" else arrays.b_point[None, m]
-            a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+            a, b = np.ascontiguousarray(a_all[:, m]), np.ascontiguousarray(b_all[:, m])
             est = _grid_estimate(a, b, y, nodes, prior_mean, prior_sd)
             if est.sd < 0.1:  # refine: 241 nodes over the posterior's neighbourhood
                 half = max(12 * est.sd, 0.25)
@@ -269,8 +260,15 @@ def score_all(
         rows.append({"subject": data.subjects[k], "theta_mean": est.mean, "theta_sd": est.sd,
                      "theta_hdi_low": est.hdi_low, "theta_hdi_high": est.hdi_high,
                      "n_answered": int(m.sum()),
-                     "observed_accuracy": float(y.mean()) if y.size else np.nan})  # fmt: skip
+                     "observed_accuracy": observed[k]})  # fmt: skip
     return pd.DataFrame(rows).set_index("subject")
+
+
+def _observed_accuracy(answers: np.ndarray) -> np.ndarray:
+    """Share correct over the answered bank items per subject (NaN if none answered)."""
+    n = (~np.isnan(answers)).sum(axis=1)
+    right = np.nansum(answers, axis=1)
+    return np.where(n > 0, right / np.maximum(n, 1), np.nan)
 
 
 def _grid_estimate(a, b, y, nodes, prior_mean, prior_sd) -> AbilitySummary:

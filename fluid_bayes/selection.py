@@ -125,6 +125,16 @@ class BankArrays:
             self._build_tables()
         return self._tables["acc"]
 
+    def item_params(self, estimator: str) -> tuple[np.ndarray, np.ndarray]:
+        """Item parameters a grid estimator integrates over, each shape ``(S', N)``.
+
+        ``bayes``: all posterior draws (``S' = S``); ``eap``: the point estimates as a
+        single draw (``S' = 1``).
+        """
+        if estimator == "bayes":
+            return self.a, self.b
+        return self.a_point[None, :], self.b_point[None, :]
+
     def point_accuracy(self, theta: np.ndarray) -> np.ndarray:
         """Mean over bank items of ``p(correct | theta)`` on point parameters."""
         theta = np.asarray(theta, dtype=np.float64)

@@ -310,9 +310,11 @@ class Session:
                 prior_mean=cfg.prior_mean, prior_sd=cfg.prior_sd, start=self.start_ability
             )
         else:
-            n_draws = self.arrays.n_draws if cfg.estimator == "bayes" else 1
+            self._item_a, self._item_b = self.arrays.item_params(cfg.estimator)
             log_prior = normal_log_prior(self.arrays.nodes, cfg.prior_mean, cfg.prior_sd)
-            self._state = GridState(self.arrays.nodes, log_prior, n_draws, cfg.integration)
+            self._state = GridState(
+                self.arrays.nodes, log_prior, self._item_a.shape[0], cfg.integration
+            )
         self._steps: list[Step] = []
         self._raw: list[Any] = []
         self._pending: int | None = None
@@ -336,10 +338,6 @@ class Session:
 
     def estimate(self) -> AbilitySummary:
         """Current ability estimate (the prior before any answer)."""
-        if isinstance(self._state, MapState) and self._state.n == 0:
-            sd = self.config.prior_sd
-            return AbilitySummary(self.start_ability, sd, *(self.start_ability + np.array(
-                [-1.880793608151251, 1.880793608151251]) * sd))  # fmt: skip
         return self._state.summary()
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
@@ -420,10 +418,8 @@ class Session:
         arr = self.arrays
         if isinstance(self._state, MapState):
             self._state.update(arr.a_point[j], arr.b_point[j], float(y))
-        elif self.config.estimator == "eap":
-            self._state.update(arr.a_point[j : j + 1], arr.b_point[j : j + 1], float(y))
         else:
-            self._state.update(arr.a[:, j], arr.b[:, j], float(y))
+            self._state.update(self._item_a[:, j], self._item_b[:, j], float(y))
         self._unavailable[j] = True
         self._pending = None
         est = self.estimate()
