@@ -7,7 +7,7 @@ STAMP    := $(VENV)/.installed
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-slow lint bench bench-adaptive clean
+.PHONY: setup demo test test-slow lint bench bench-adaptive bench-experiment clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/find-python
 	@set -e; if [ ! -x $(PY) ]; then \
@@ -35,6 +35,9 @@ bench: $(STAMP)
 
 bench-adaptive: $(STAMP)
 	$(PY) benchmarks/adaptive.py
+
+bench-experiment: $(STAMP)
+	$(PY) benchmarks/experiment.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache out

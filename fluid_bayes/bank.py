@@ -12,6 +12,11 @@ A bank is a labelled :class:`xarray.DataTree` with groups
     Item metadata columns (dim ``item``), e.g. the MMLU subject.
 ``subjects``
     The calibration subjects' ability summaries and accuracies (dim ``subject``).
+``observed``
+    Optional: the calibration answers (``int8``, dims ``subject, item``; 1 right,
+    0 wrong, -1 missing), attached by :meth:`ItemBank.with_observed`; model checks
+    (:mod:`fluid_bayes.checking`) and refits read them back as
+    :attr:`ItemBank.observed_data`.
 
 and the provenance in :class:`BankMeta` (root attributes, JSON). Files are written
 atomically and never pickled; a file of another format or version is refused.
@@ -37,10 +42,12 @@ import xarray as xr
 from ._constants import BANK_FORMAT, BANK_FORMAT_VERSION, CHAIN, DRAW, HDI_PROB, ITEM, SUBJECT
 from .diagnostics import ConvergenceReport
 from .exceptions import BankError, DataError
+from .responses import ResponseMatrix
 
 __all__ = ["BankMeta", "ItemBank", "read_point_params"]
 
 _META_ATTR = "fluid_bayes_meta"
+_OBSERVED = "observed"
 
 
 def _package_version() -> str:
@@ -196,6 +203,80 @@ class ItemBank:
             return pd.DataFrame(index=pd.Index([], name=SUBJECT))
         return self.tree["subjects"].to_dataset().to_dataframe()
 
+    @property
+    def observed_data(self) -> ResponseMatrix | None:
+        """The calibration answers stored by :meth:`with_observed` (None when absent).
+
+        Returns
+        -------
+        ResponseMatrix or None
+            Same subjects, items (in the calibration data's order) and answers as the
+            data the bank was fitted on: its ``fingerprint()`` equals
+            ``meta.data_fingerprint``.
+        """
+        if _OBSERVED not in self.tree.children:
+            return None
+        da = self.tree[_OBSERVED].to_dataset()["answer"]
+        codes = np.asarray(da.transpose(SUBJECT, ITEM).values)
+        values = np.where(codes < 0, np.nan, codes.astype(np.float64))
+        data = ResponseMatrix(
+            values=values,
+            subjects=tuple(str(s) for s in da[SUBJECT].values),
+            items=tuple(str(i) for i in da[ITEM].values),
+        )
+        report = dataclasses.replace(data.report, source=f"{self.meta.source} (in the bank)")
+        return dataclasses.replace(data, report=report)
+
+    def with_observed(self, data: ResponseMatrix) -> ItemBank:
+        """A copy of the bank that also stores its calibration answers.
+
+        Parameters
+        ----------
+        data : ResponseMatrix
+            The answers the bank was fitted on: its fingerprint must equal
+            ``meta.data_fingerprint``.
+
+        Returns
+        -------
+        ItemBank
+            Same posterior and metadata, plus the ``observed`` group (``int8``,
+            -1 = missing), which :meth:`save` and :meth:`load` round-trip.
+
+        Raises
+        ------
+        BankError
+            The fingerprints differ, or the data's items (or subjects, when the bank
+            has calibration abilities) are not the bank's.
+        """
+        fp = data.fingerprint()
+        if fp != self.meta.data_fingerprint:
+            raise BankError(
+                f"{data.report.source}: these answers (fingerprint {fp[:16]}...) are not the "
+                f"bank's calibration data (bank data_fingerprint "
+                f"{self.meta.data_fingerprint[:16]}...)"
+            )
+        if set(data.items) != set(self.items) or data.n_items != self.n_items:
+            raise BankError(
+                f"{data.report.source}: items differ from the bank's "
+                f"({data.n_items} in the data, {self.n_items} in the bank)"
+            )
+        post = self.posterior
+        if SUBJECT in post.dims:
+            bank_subjects = {str(s) for s in post[SUBJECT].values}
+            if set(data.subjects) != bank_subjects or data.n_subjects != len(bank_subjects):
+                raise BankError(
+                    f"{data.report.source}: subjects differ from the bank's calibration "
+                    f"subjects ({data.n_subjects} in the data, {len(bank_subjects)} in the bank)"
+                )
+        codes = np.where(np.isnan(data.values), -1, data.values).astype(np.int8)
+        observed = xr.Dataset(
+            {"answer": ((SUBJECT, ITEM), codes)},
+            coords={SUBJECT: list(data.subjects), ITEM: list(data.items)},
+        )
+        groups = {name: node.to_dataset() for name, node in self.tree.children.items()}
+        groups[_OBSERVED] = observed
+        return ItemBank(tree=xr.DataTree.from_dict(groups), meta=self.meta)
+
     def point_estimates(self) -> pd.DataFrame:
         """Posterior means of ``a`` and ``b`` per item (what the paper's method uses)."""
         post = self.posterior
@@ -278,10 +359,9 @@ class ItemBank:
             top = subj.sort_values("theta_mean", ascending=False)
             lines.append("  calibration abilities (mean +- sd, accuracy):")
             for name, row in top.head(10).iterrows():
-                lines.append(
-                    f"    {str(name)[:40]:<40} {row['theta_mean']:+.3f} +- {row['theta_sd']:.3f}"
-                    f"  acc {row['accuracy']:.3f}"
-                )
+                sd = f" +- {row['theta_sd']:.3f}" if "theta_sd" in row else ""
+                acc = f"  acc {row['accuracy']:.3f}" if "accuracy" in row else ""
+                lines.append(f"    {str(name)[:40]:<40} {row['theta_mean']:+.3f}{sd}{acc}")
             if len(top) > 10:
                 lines.append(f"    ... and {len(top) - 10} more")
         return "\n".join(lines)

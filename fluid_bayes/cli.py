@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", required=True, help="bank file to write (netCDF)")
 
     _add_evaluate(sub, FORMATS)
+    from ._cli_study import add_study_commands
+
+    add_study_commands(sub, FORMATS, _add_input_args)
+    from ._cli_upkeep import add_upkeep_commands
+
+    add_upkeep_commands(sub, FORMATS, _add_input_args, _add_sampler_args)
 
     demo = sub.add_parser("demo", help="the main job on the shipped data")
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
@@ -124,6 +130,13 @@ def _add_lmeval_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("lm-eval-harness samples (--format lm-eval)")
     g.add_argument("--metric", default=None, help="metric field (default acc, exact_match, ...)")
     g.add_argument("--filter", default=None, help="filter to read when a task has several")
+
+
+def _add_input_args(p: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    p.add_argument("--format", choices=formats, default="auto", help="input layout (auto)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="binarize continuous scores at >= X")  # fmt: skip
+    _add_lmeval_args(p)
 
 
 def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
@@ -206,6 +219,14 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return bank
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Sampler flags as keyword arguments of ``HierarchicalTwoPL.fit``."""
+    return {"sampler": args.sampler, "draws": args.draws, "tune": args.tune,
+            "chains": args.chains, "seed": args.seed, "progress": _progress(args.progress),
+            "target_accept": args.target_accept, "strict": args.strict,
+            "backend": args.backend}  # fmt: skip
 
 
 def _read_data(args: argparse.Namespace, **extra: Any):
@@ -328,7 +349,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    from . import _cli_study, _cli_upkeep
+
     handlers = {
+        "diagnose": _cli_upkeep.cmd_diagnose,
+        "refit": lambda a: _cli_upkeep.cmd_refit(a, _fit_options),
+        "drift": _cli_upkeep.cmd_drift,
+        "experiment": lambda a: _cli_study.cmd_experiment(a, _read_data),
+        "simulate": _cli_study.cmd_simulate,
+        "mislabels": _cli_study.cmd_mislabels,
         "calibrate": _cmd_calibrate,
         "bank": _cmd_bank,
         "evaluate": _cmd_evaluate,

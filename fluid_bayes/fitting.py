@@ -188,7 +188,7 @@ def run_fit(
         data_report=data.report.to_dict(),
         source=data.report.source,
     )
-    bank = ItemBank(tree=xr.DataTree.from_dict(groups), meta=meta)
+    bank = ItemBank(tree=xr.DataTree.from_dict(groups), meta=meta).with_observed(data)
     if not report.ok:
         if strict:
             raise ConvergenceError(str(report))

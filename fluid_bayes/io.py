@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,9 @@ def _find_column(header: Sequence[str], names: Sequence[str], *, path: str, role
 # -- readers ---------------------------------------------------------------------------
 
 
-def read_wide(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
+def read_wide(
+    path: str | Path, *, threshold: float | None = None, subject_columns: Sequence[str] = ()
+) -> ResponseMatrix:
     """Read a wide table: one row per subject, one column per item.
 
     Parameters
@@ -234,6 +237,9 @@ def read_wide(path: str | Path, *, threshold: float | None = None) -> ResponseMa
         missing.
     threshold : float, optional
         Binarization threshold, required if some score is neither 0 nor 1.
+    subject_columns : sequence of str
+        Columns that describe the subject (e.g. ``run``, ``step`` of a checkpoint)
+        rather than items: kept as text in ``subject_meta``.
 
     Returns
     -------
@@ -243,9 +249,21 @@ def read_wide(path: str | Path, *, threshold: float | None = None) -> ResponseMa
     _check_header(table, first=1, kind="item")
     if not table.rows:
         raise DataError(f"{table.path}: no subjects (header only)")
+    lack = [c for c in subject_columns if c not in table.header[1:]]
+    if lack:
+        raise DataError(f"{table.path}: no column(s) {', '.join(map(repr, lack))} in the header")
+    keep = [k for k, c in enumerate(table.header) if k == 0 or c not in subject_columns]
+    subjects = _row_ids(table, kind="subject")
+    meta = None
+    if subject_columns:
+        cols = [table.header.index(c) for c in subject_columns]
+        meta = pd.DataFrame([[row[k] for k in cols] for row in table.rows],
+                            index=subjects, columns=list(subject_columns))  # fmt: skip
+        table = _Table(table.path, [table.header[k] for k in keep],
+                       [[row[k] for k in keep] for row in table.rows], table.lines,
+                       table.unit)  # fmt: skip
     if len(table.header) < 2:
         raise DataError(f"{table.path}: no items (only the subject id column)")
-    subjects = _row_ids(table, kind="subject")
     items = table.header[1:]
 
     def where(r: int, c: int) -> str:
@@ -253,8 +271,9 @@ def read_wide(path: str | Path, *, threshold: float | None = None) -> ResponseMa
 
     values = _parse_scores(_body(table, 1), where)
     return from_array(
-        values, subjects=subjects, items=items, threshold=threshold, source=table.path
-    )
+        values, subjects=subjects, items=items, threshold=threshold, source=table.path,
+        subject_meta=meta,
+    )  # fmt: skip
 
 
 def read_fb(path: str | Path, *, threshold: float | None = 0.5) -> ResponseMatrix:
@@ -630,6 +649,7 @@ def read_responses(
     item_meta: str | Path | pd.DataFrame | None = None,
     metric: str | None = None,
     filter: str | None = None,  # noqa: A002 - lm-eval's own word
+    subject_columns: Sequence[str] = (),
 ) -> ResponseMatrix:
     """Read a response file in any supported format.
 
@@ -646,6 +666,9 @@ def read_responses(
         Item metadata to attach (see :func:`read_item_meta`); every item needs a row.
     metric, filter : str, optional
         lm-eval only: the metric field and the filter to read.
+    subject_columns : sequence of str
+        Wide tables only: columns that describe subjects (e.g. ``run``, ``step``),
+        kept in ``subject_meta`` instead of being read as items.
 
     Returns
     -------
@@ -657,6 +680,8 @@ def read_responses(
         format = detect_format(path)  # noqa: A001
     if (metric is not None or filter is not None) and format != "lm-eval":
         raise DataError(f"{path}: metric and filter apply to lm-eval samples, not {format!r}")
+    if subject_columns and format != "wide":
+        raise DataError(f"{path}: subject columns apply to wide tables, not {format!r}")
     if format == "fb":
         rm = read_fb(path, threshold=0.5 if threshold is None else threshold)
     elif format == "lm-eval":
@@ -665,7 +690,7 @@ def read_responses(
         rm = read_lm_eval(path, threshold=threshold, metric=metric, filter=filter)
     else:
         reader = {
-            "wide": read_wide,
+            "wide": partial(read_wide, subject_columns=tuple(subject_columns)),
             "long": read_long,
             "pyirt": read_pyirt,
             "patterns": read_patterns,

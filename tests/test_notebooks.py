@@ -18,7 +18,7 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 KERNEL = "python3"
 CELL_TIMEOUT_S = 600
-SMALL_RUN = {"FB_NB_DRAWS": "100", "FB_NB_TUNE": "100", "MPLBACKEND": "Agg"}
+SMALL_RUN = {"FB_NB_DRAWS": "100", "FB_NB_TUNE": "100", "FB_NB_QUICK": "1", "MPLBACKEND": "Agg"}
 
 
 def _ensure_kernel() -> None:
