@@ -98,8 +98,9 @@ def main() -> None:
     bank = ItemBank.load(path) if path.exists() else calibrate(data, calib, path, args.draws)
     if args.fit_only:
         return
-    from fluid_bayes.advice import advise, check_new_models
+    from fluid_bayes.advice import advise
     from fluid_bayes.checking import check_bank
+    from fluid_bayes.newmodels import check_new_models
 
     t0 = time.perf_counter()
     bank_check = check_bank(bank, seed=0)

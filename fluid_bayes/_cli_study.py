@@ -14,13 +14,6 @@ from typing import Any
 __all__ = ["add_study_commands"]
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
-
-
 def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> None:
     """Add the study subcommands to the ``fluid-bayes`` parser."""
     from .experiment import DEFAULT_BUDGETS, EXPERIMENT_METHODS
@@ -42,6 +35,7 @@ def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> No
     ex.add_argument("--repeats", type=int, default=5, help="repetitions of the random methods (5)")
     ex.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g = ex.add_argument_group("checkpoint series (default: --series-pattern)")
+    g = g.add_mutually_exclusive_group()
     g.add_argument("--series-columns", nargs=2, default=None, metavar=("RUN", "STEP"),
                    help="wide data: columns holding each subject's run and step")  # fmt: skip
     g.add_argument("--series", default=None, metavar="FILE",

@@ -155,6 +155,8 @@ class _Progress:
 
 
 def _check_inputs(data, series, reference, labels, methods, budgets, n_items):
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods repeat: {methods}")
     unknown = [m for m in methods if m not in EXPERIMENT_METHODS]
     if unknown:
         raise ValueError(
@@ -183,11 +185,25 @@ def _check_inputs(data, series, reference, labels, methods, budgets, n_items):
         bad = reference[~np.isfinite(reference.astype(float))]
         if len(bad):
             raise DataError(f"reference score of {bad.index[0]!r} is not a number")
-    if labels is not None:
-        known = labels.dropna()
-        notes.append(f"item labels known for {len(known)} item(s) ({int(known.sum())} "
-                     "mislabeled); mislabels count the administered ones")  # fmt: skip
+    has_series = series["run"].notna().any()
+    if reference is None and labels is None and not has_series:
+        raise ValueError("no metric applies: give a checkpoint series (variance, "
+                         "monotonicity), a reference (validity) or item labels")  # fmt: skip
     return budgets, notes
+
+
+def _label_vector(labels: pd.Series, items: tuple[str, ...], notes: list[str]) -> np.ndarray:
+    """Labels aligned to the bank (NaN = unknown); labels of other items are reported."""
+    known = labels.dropna()
+    in_bank = known[known.index.isin(items)]
+    if in_bank.empty:
+        raise DataError(f"none of the {len(known)} labeled item(s) is in the bank (item ids "
+                        f"such as {', '.join(map(repr, known.index[:3]))})")  # fmt: skip
+    outside = len(known) - len(in_bank)
+    notes.append(f"item labels known for {len(in_bank)} bank item(s) ({int(in_bank.sum())} "
+                 "mislabeled); mislabels count the administered ones"
+                 + (f"; {outside} labeled item(s) not in the bank" if outside else ""))  # fmt: skip
+    return labels.reindex(list(items)).to_numpy(dtype=float)
 
 
 def run_experiment(
@@ -256,9 +272,12 @@ def run_experiment(
     if report.missing:
         notes.append(f"{len(report.missing)} subject(s) lack answers to some bank items; "
                      "those items are never used for them")  # fmt: skip
-    lab = None
-    if labels is not None:
-        lab = labels.reindex(list(arrays.items)).to_numpy(dtype=float)  # NaN = unknown
+    lab = None if labels is None else _label_vector(labels, arrays.items, notes)
+    empty = [s for s, n in zip(data.subjects, (~np.isnan(answers)).sum(axis=1), strict=True)
+             if n == 0]  # fmt: skip
+    if empty:
+        raise DataError(f"{len(empty)} subject(s) answered no item of the bank: "
+                        f"{', '.join(empty[:5])}")  # fmt: skip
     subjects = list(data.subjects)
     meta = series.loc[subjects, ["run", "step"]]
     frames, item_frames, timings = [], [], {}

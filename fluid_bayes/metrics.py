@@ -7,9 +7,10 @@ Pure functions on score vectors, then :func:`summarize` over a tidy results tabl
   ranks (``scipy.stats.rankdata``), so a method that gives two models the same score is
   not credited with an arbitrary order.
 - Variance: total variation of a training curve,
-  ``TV = n / (n - 1) * sum |x_{t+1} - x_t| / |x_n - x_1|`` over its ``n`` checkpoints
-  (1 for a monotone curve, larger for a noisy one). Undefined when ``x_n == x_1`` or
-  ``n < 2``: returned as NaN with the reason, never a division by zero.
+  ``TV = n / (n - 1) * sum |x_{t+1} - x_t| / |x_n - x_1|`` over its ``n``
+  checkpoints (its minimum, ``n / (n - 1)``, for a monotone curve; larger when noisy).
+  Undefined when ``x_n == x_1`` or ``n < 2``: returned as NaN with the reason, never a
+  division by zero.
 - Saturation: monotonicity ``|Spearman(checkpoint index, score)|``. Undefined for fewer
   than two checkpoints or a constant score.
 - Mislabels: mislabeled items administered per session.
@@ -69,7 +70,7 @@ def _vector(x: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
 
 
 def total_variation(x: Sequence[float] | np.ndarray) -> MetricValue:
-    """Total variation of a training curve (lower is better; 1 for a monotone curve).
+    """Total variation of a training curve (lower is better; ``n/(n-1)`` if monotone).
 
     Parameters
     ----------
@@ -157,7 +158,10 @@ def _per_group(results: pd.DataFrame, reference: pd.Series | None) -> pd.DataFra
             rows.append({**key, "metric": "mislabels_per_session", "run": "",
                          "value": float(g["n_mislabeled"].mean()), "reason": "",
                          "n_subjects": len(g)})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_DETAIL_COLUMNS)
+
+
+_DETAIL_COLUMNS = ["method", "budget", "repeat", "metric", "run", "value", "reason", "n_subjects"]
 
 
 def summarize(
@@ -186,11 +190,14 @@ def summarize(
     summary : pandas.DataFrame
         ``metric, method, budget, value, sd, n, n_undefined``: ``value`` is the mean
         over runs and repeats of the defined values, ``sd`` the SD over repeats of the
-        per-repeat means (0 for deterministic methods).
+        per-repeat means (NaN with a single repetition, e.g. deterministic methods).
     """
     missing = {"subject", "run", "step", "method", "budget", "repeat", "score"} - set(results)
     if missing:
         raise ValueError(f"results table lacks column(s) {sorted(missing)}")
+    for col in ("method", "budget", "repeat", "score"):
+        if results[col].isna().any():
+            raise ValueError(f"results table has missing values in column {col!r}")
     detail = _per_group(results, reference)
     rows = []
     for (metric, method, budget), g in detail.groupby(["metric", "method", "budget"],
@@ -200,11 +207,13 @@ def summarize(
         rows.append({
             "metric": metric, "method": method, "budget": budget,
             "value": float(ok["value"].mean()) if len(ok) else np.nan,
-            "sd": float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else 0.0,
+            "sd": float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else np.nan,
             "n": len(ok), "n_undefined": len(g) - len(ok),
         })  # fmt: skip
     order = {m: k for k, m in enumerate(METRICS)}
-    summary = pd.DataFrame(rows)
+    summary = pd.DataFrame(
+        rows, columns=["metric", "method", "budget", "value", "sd", "n", "n_undefined"]
+    )
     if len(summary):
         summary = summary.sort_values("metric", key=lambda s: s.map(order), kind="stable")
         summary = summary.reset_index(drop=True)

@@ -88,12 +88,16 @@ class MislabelReport:
                   for k, v in row.items()} for row in t.to_dict(orient="records")]  # fmt: skip
         for row in items:
             row["flagged"] = bool(row["flagged"])
+        ev = None if self.evaluation is None else {
+            k: (None if isinstance(v, float) and np.isnan(v) else v)
+            for k, v in self.evaluation.items()
+        }  # fmt: skip
         return {
             "items": items,
             "n_items": len(t),
             "n_flagged": int(self.table["flagged"].sum()),
             "rule": {"flag_prob": self.flag_prob, "tail": self.tail},
-            "evaluation": self.evaluation,
+            "evaluation": ev,
             "notes": list(self.notes),
         }
 
@@ -172,9 +176,14 @@ def detect_mislabels(
         theta = _draws(post["theta"], (CHAIN, DRAW, SUBJECT))
         beyond = b > theta.max(axis=2, keepdims=True)
         expected = np.zeros(la.shape[2])
-        for c in range(la.shape[0]):  # one chain at a time: (draw, subject, item) in memory
-            x = np.exp(la[c])[:, None, :] * (theta[c][..., None] - b[c][:, None, :])
-            expected += special.expit(x).mean(axis=(0, 1)) / la.shape[0]
+        n_draws = la.shape[0] * la.shape[1]
+        flat_la, flat_b = la.reshape(n_draws, -1), b.reshape(n_draws, -1)
+        flat_th = theta.reshape(n_draws, -1)
+        step = max(1, int(2**24 // (flat_th.shape[1] * la.shape[2])))  # ~128 MiB blocks
+        for k in range(0, n_draws, step):
+            sl = slice(k, k + step)
+            x = np.exp(flat_la[sl])[:, None, :] * (flat_th[sl][..., None] - flat_b[sl][:, None, :])
+            expected += special.expit(x).sum(axis=(0, 1)) / (n_draws * flat_th.shape[1])
     else:
         beyond = np.zeros_like(low_a)
         expected = np.full(la.shape[2], np.nan)
@@ -215,8 +224,8 @@ def evaluate_detector(
     -------
     dict
         ``auroc`` (ties count one half; Mann-Whitney U / (n_pos n_neg)),
-        ``average_precision`` (mean precision at each positive, items in descending
-        score, ties broken by the item order), ``base_rate``, ``n_labeled``,
+        ``average_precision`` (``sum_k (R_k - R_{k-1}) P_k`` over the distinct score
+        thresholds, so tied items enter together), ``base_rate``, ``n_labeled``,
         ``n_positive``, ``precision_flagged``, ``recall_flagged``, ``groups``.
     """
     lab = labels.reindex(score.index).astype(float)
@@ -229,12 +238,16 @@ def evaluate_detector(
         raise DataError(f"labels need both classes; got {int(pos.sum())} mislabeled and "
                         f"{int(neg.sum())} clean item(s)")  # fmt: skip
     u = stats.mannwhitneyu(s[pos], s[neg], alternative="two-sided").statistic
-    order = np.argsort(-s, kind="stable")
-    hits = pos[order]
-    precision_at = np.cumsum(hits) / np.arange(1, hits.size + 1)
+    # average precision over distinct score thresholds (tied items enter together, so
+    # the value does not depend on the item order): sum (R_k - R_{k-1}) P_k
+    thresholds, inverse = np.unique(-s, return_inverse=True)
+    tp = np.cumsum(np.bincount(inverse, weights=pos.astype(float), minlength=thresholds.size))
+    n_at = np.cumsum(np.bincount(inverse, minlength=thresholds.size))
+    recall = tp / pos.sum()
+    ap = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * tp / n_at))
     out: dict[str, Any] = {
         "auroc": float(u / (pos.sum() * neg.sum())),
-        "average_precision": float(precision_at[hits].mean()),
+        "average_precision": ap,
         "base_rate": float(pos.mean()),
         "n_labeled": int(known.sum()),
         "n_positive": int(pos.sum()),
@@ -289,7 +302,7 @@ def read_item_labels(
     index = pd.Index(frame[idcol].astype(str), name="item")
     if "mislabeled" in cols:
         raw = frame[cols["mislabeled"]].str.strip().str.lower()
-        table = {"1": 1.0, "true": 1.0, "0": 0.0, "false": 0.0}
+        table = {"1": 1.0, "1.0": 1.0, "true": 1.0, "0": 0.0, "0.0": 0.0, "false": 0.0}
         bad = ~raw.isin(list(table) + list(UNKNOWN_LABELS))
         if bad.any():
             k = int(np.argmax(bad.to_numpy()))

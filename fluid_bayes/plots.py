@@ -184,7 +184,8 @@ def save_experiment_figures(result, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     paths: dict[str, Path] = {}
     figs = {"metrics_vs_budget": lambda: plot_metric_vs_budget(result)}
-    if result.results["run"].notna().any():
+    budgeted = (~result.results["method"].isin(_FULL)).any()
+    if result.results["run"].notna().any() and budgeted:
         figs["training_curves"] = lambda: plot_training_curves(result)
         for method in ("fluid-bayes", "fluid"):
             if method in set(result.items["method"]):

@@ -167,6 +167,7 @@ def refit(
     -------
     RefitResult
     """
+    from .bank import bank_hash
     from .drift import apply_linking, link
     from .model import HierarchicalTwoPL
 
@@ -190,12 +191,15 @@ def refit(
     unlinked = spec.fit(combined, **fit_options)
     linking = link(bank, unlinked, method=link_method)
     linked = apply_linking(unlinked, linking)
+    added = tuple(s for s in new_data.subjects if s not in set(old.subjects))
     lineage = dict(linked.meta.lineage)
-    lineage.update({"refit_of": bank.config_hash, "added_subjects": len(combined.subjects)
-                    - len(old.subjects) + (len(repeated) if duplicates == "replace" else 0),
+    lineage.update({"refit_of": bank.config_hash, "added_subjects": len(added),
                     "added_items": len(added_items), "duplicates": list(repeated),
                     "duplicate_policy": duplicates})  # fmt: skip
-    linked = dataclasses.replace(linked, meta=dataclasses.replace(linked.meta, lineage=lineage))
-    linked = linked.with_observed(combined)
-    added = tuple(s for s in new_data.subjects if s not in set(old.subjects))
+    meta = dataclasses.replace(
+        linked.meta, lineage=lineage,
+        config_hash=bank_hash({**linked.meta.config, "lineage": lineage},
+                              linked.meta.data_fingerprint),
+    )  # fmt: skip
+    linked = dataclasses.replace(linked, meta=meta).with_observed(combined)
     return RefitResult(linked, unlinked, linking, added, added_items, repeated, duplicates)

@@ -26,7 +26,7 @@ from .exceptions import DataError
 
 __all__ = ["DEFAULT_PATTERN", "checkpoint_series", "read_reference", "read_series_file"]
 
-DEFAULT_PATTERN = r"^(?P<run>.+?)[@/_-]+(?:[a-z0-9]+-)?step[-_]?(?P<step>\d+)(?:[-_].*)?$"
+DEFAULT_PATTERN = r"^(?P<run>.+?)(?:[@/_-]+stage\d+)?[@/_-]+step[-_]?(?P<step>\d+)(?:[-_].*)?$"
 
 
 def _finish(frame: pd.DataFrame, subjects: Sequence[str], source: str) -> pd.DataFrame:
@@ -39,8 +39,9 @@ def _finish(frame: pd.DataFrame, subjects: Sequence[str], source: str) -> pd.Dat
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise DataError(f"{source}: no run/step for subject(s) {show}{more}")
     frame = frame.loc[list(subjects), ["run", "step"]]
-    if frame["run"].isna().any():
-        bad = frame.index[frame["run"].isna()][0]
+    no_run = frame["run"].isna() | frame["run"].astype(str).str.strip().eq("")
+    if no_run.any():
+        bad = frame.index[no_run][0]
         raise DataError(f"{source}: subject {bad!r} has no run")
     steps = pd.to_numeric(frame["step"], errors="coerce")
     if steps.isna().any():
@@ -128,6 +129,10 @@ def checkpoint_series(
     if mapping is not None:
         if isinstance(mapping, pd.DataFrame):
             frame, where = mapping, "series mapping"
+            cols = {str(c).lower(): c for c in frame.columns}
+            col = next((cols[c] for c in ("subject", "subject_id", "model") if c in cols), None)
+            if col is not None:
+                frame = frame.set_index(col)
         else:
             frame, where = read_series_file(mapping), str(mapping)
         return _finish(frame, subjects, where)

@@ -12,18 +12,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluid_bayes.advice import (
-    NewModelsCheck,
-    RefitThresholds,
-    advise,
-    check_new_models,
-    plot_new_models,
-)
+from fluid_bayes.advice import RefitThresholds, advise
 from fluid_bayes.bank import ItemBank
 from fluid_bayes.checking import BankCheck, check_bank, plot_bank_check, plot_khat
 from fluid_bayes.diagnostics import ConvergenceReport
 from fluid_bayes.exceptions import BankError, DataError
 from fluid_bayes.irt import icc
+from fluid_bayes.newmodels import NewModelsCheck, check_new_models, plot_new_models
 from fluid_bayes.responses import ResponseMatrix, from_array
 
 

@@ -295,3 +295,39 @@ def test_cli_experiment_bad_input(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "does not match the checkpoint pattern" in err or "not a number" in err
+
+
+def test_series_pattern_keeps_whole_run_names():
+    s = checkpoint_series(["pythia-160m-step1000", "olmo2-7b-step1000", "olmo2-13b-step1000",
+                           "olmo-1b-0724-step5000", "olmo2-7b/stage1-step5"])  # fmt: skip
+    assert s["run"].tolist() == ["pythia-160m", "olmo2-7b", "olmo2-13b", "olmo-1b-0724",
+                                 "olmo2-7b"]  # fmt: skip
+    frame = pd.DataFrame({"subject": ["a", "b"], "run": ["r", " "], "step": [1, 2]})
+    with pytest.raises(DataError, match="subject 'b' has no run"):
+        checkpoint_series(["a", "b"], mapping=frame)
+
+
+def test_summarize_without_applicable_metric_is_empty_not_a_crash():
+    res = pd.DataFrame({"subject": ["a"], "run": [np.nan], "step": [np.nan], "method": ["m"],
+                        "budget": [5], "repeat": [0], "score": [0.3]})  # fmt: skip
+    detail, summary = summarize(res)
+    assert detail.empty and summary.empty and "metric" in summary.columns
+
+
+def test_runner_refuses_what_it_cannot_score(small):
+    bank, sim, series, _, _ = small
+    with pytest.raises(ValueError, match="no metric applies"):
+        run_experiment(bank, sim.responses, methods=["random"], budgets=[5])
+    with pytest.raises(ValueError, match="methods repeat"):
+        run_experiment(bank, sim.responses, series=series, methods=["fluid", "fluid"])
+    stray = pd.Series([1.0, 0.0], index=["not-an-item", "nor-this"])
+    with pytest.raises(DataError, match="none of the 2 labeled item\\(s\\) is in the bank"):
+        run_experiment(bank, sim.responses, labels=stray, methods=["random"], budgets=[5])
+    values = np.column_stack([sim.responses.values, np.zeros(sim.responses.n_subjects)])
+    values[0, :-1] = np.nan  # subject 0 answered only an item the bank does not have
+    from fluid_bayes.responses import from_array
+
+    holey = from_array(values, subjects=sim.responses.subjects,
+                       items=[*sim.responses.items, "extra"], source="holey")  # fmt: skip
+    with pytest.raises(DataError, match=f"answered no item of the bank: {holey.subjects[0]}"):
+        run_experiment(bank, holey, series=series, methods=["random"], budgets=[5])

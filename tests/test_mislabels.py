@@ -118,3 +118,12 @@ def test_cli_mislabels_json(tmp_path, capsys):
     assert ev["n_labeled"] == 150 and ev["groups"] == ["s1", "s2"]
     assert ev["auroc"] > 0.95
     assert main(["mislabels", str(tmp_path / "nope.nc")]) == 2
+
+
+def test_average_precision_does_not_depend_on_the_order_of_ties():
+    score = pd.Series([1.0, 1.0, 1.0, 1.0, 0.0], index=list("abcde"))
+    one = evaluate_detector(score, pd.Series([0.0, 0.0, 1.0, 1.0, 0.0], index=list("abcde")))
+    two = evaluate_detector(score, pd.Series([1.0, 1.0, 0.0, 0.0, 0.0], index=list("abcde")))
+    # both positives enter at the first threshold: recall 1 at precision 2/4
+    assert one["average_precision"] == pytest.approx(0.5)
+    assert two["average_precision"] == pytest.approx(0.5)
