@@ -26,10 +26,13 @@ if __name__ == "__main__":
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--thin", type=int, default=10)
+    ap.add_argument("--sampler", default="nutpie", help="nutpie (default) or advi")
     args = ap.parse_args()
     data = read_responses(DATA / "responses.csv", item_meta=DATA / "items.csv")
     t0 = time.perf_counter()
-    bank = HierarchicalTwoPL().fit(data, seed=1, draws=args.draws, tune=args.tune)
+    bank = HierarchicalTwoPL().fit(
+        data, seed=1, draws=args.draws, tune=args.tune, sampler=args.sampler
+    )
     print(f"fit {time.perf_counter() - t0:.0f} s", flush=True)
     print(bank.convergence, flush=True)
     full = Path(args.out).with_suffix(".full.nc")

@@ -188,9 +188,12 @@ def summarize(
         One row per metric, method, budget, repeat (and run for the per-run metrics):
         ``value`` (NaN when undefined) and ``reason``.
     summary : pandas.DataFrame
-        ``metric, method, budget, value, sd, n, n_undefined``: ``value`` is the mean
-        over runs and repeats of the defined values, ``sd`` the SD over repeats of the
-        per-repeat means (NaN with a single repetition, e.g. deterministic methods).
+        ``metric, method, budget, value, median, sd, n, n_undefined``: ``value`` is the
+        mean over runs and repeats of the defined values (the paper's aggregate),
+        ``median`` their median (TV divides by a run's net change, so one run that
+        ends almost where it started can dominate the mean), ``sd`` the SD over repeats
+        of the per-repeat means (NaN with a single repetition, e.g. deterministic
+        methods).
     """
     missing = {"subject", "run", "step", "method", "budget", "repeat", "score"} - set(results)
     if missing:
@@ -207,12 +210,13 @@ def summarize(
         rows.append({
             "metric": metric, "method": method, "budget": budget,
             "value": float(ok["value"].mean()) if len(ok) else np.nan,
+            "median": float(ok["value"].median()) if len(ok) else np.nan,
             "sd": float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else np.nan,
             "n": len(ok), "n_undefined": len(g) - len(ok),
         })  # fmt: skip
     order = {m: k for k, m in enumerate(METRICS)}
     summary = pd.DataFrame(
-        rows, columns=["metric", "method", "budget", "value", "sd", "n", "n_undefined"]
+        rows, columns=["metric", "method", "budget", "value", "median", "sd", "n", "n_undefined"]
     )
     if len(summary):
         summary = summary.sort_values("metric", key=lambda s: s.map(order), kind="stable")
