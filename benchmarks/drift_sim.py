@@ -78,7 +78,11 @@ def one_seed(seed: int) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--draws", type=int, default=FIT["draws"])
+    ap.add_argument("--tune", type=int, default=FIT["tune"])
+    ap.add_argument("--chains", type=int, default=FIT["chains"])
     args = ap.parse_args()
+    FIT.update(draws=args.draws, tune=args.tune, chains=args.chains)
     t0 = time.perf_counter()
     rows = []
     for seed in range(args.seeds):
@@ -95,9 +99,11 @@ if __name__ == "__main__":
             np.mean([r["no_shift"]["share_flagged"] for r in rows])),
         "A_covered": int(sum(r[k]["A_covered"] for r in rows for k in ("shift", "no_shift"))),
         "B_covered": int(sum(r[k]["B_covered"] for r in rows for k in ("shift", "no_shift"))),
-        "links": 2 * len(rows), "seconds": round(time.perf_counter() - t0),
+        "links": 2 * len(rows), "seconds": round(time.perf_counter() - t0), "fit": FIT,
         "rows": rows,
     }  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "drift_sim.json").write_text(json.dumps(summary, indent=2))
+    name = "drift_sim.json" if FIT["chains"] == 2 and FIT["draws"] == 500 else (
+        f"drift_sim_c{FIT['chains']}_d{FIT['draws']}.json")  # fmt: skip
+    (OUT / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))

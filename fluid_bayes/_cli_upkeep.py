@@ -106,7 +106,8 @@ def cmd_refit(args: argparse.Namespace, fit_options) -> int:
 def cmd_drift(args: argparse.Namespace) -> int:
     """``fluid-bayes drift``."""
     from .bank import ItemBank
-    from .drift import drift, plot_drift
+    from .drift import drift
+    from .plots import plot_drift
 
     old, new = ItemBank.load(args.old), ItemBank.load(args.new)
     options = {k: v for k, v in (("threshold_b", args.threshold),

@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,10 +50,6 @@ from scipy.special import expit
 from ._constants import CHAIN, DRAW, ITEM
 from .bank import ItemBank, bank_hash
 from .exceptions import BankError
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = [
     "DEFAULT_PROB",
@@ -67,7 +63,6 @@ __all__ = [
     "drift",
     "link",
     "mean_sigma",
-    "plot_drift",
     "stocking_lord",
 ]
 
@@ -627,50 +622,3 @@ def drift(
         tuple(i for i in old.items if i not in in_new),
         tuple(i for i in new.items if i not in in_old), threshold_b, threshold_log_a, prob,
     )  # fmt: skip
-
-
-def plot_drift(report: DriftReport, ax: Axes | None = None) -> Figure:
-    """Change of difficulty against change of log discrimination, drifted items in red.
-
-    Points are posterior means with 95 % intervals (ability SD on x, log scale on y);
-    dashed lines mark the thresholds; the ten most certain drifted items are labelled.
-
-    Parameters
-    ----------
-    report : DriftReport
-        From :func:`drift`.
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; default a new figure.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.5))
-    t = report.table
-    for flag, color, label in ((False, "0.55", "stable"), (True, "C3", "drifted")):
-        s = t[t["drifted"] == flag]
-        if s.empty:
-            continue
-        x, y = s["delta_b_mean"].to_numpy(), s["delta_log_a_mean"].to_numpy()
-        ax.errorbar(
-            x, y,
-            xerr=[x - s["delta_b_low"].to_numpy(), s["delta_b_high"].to_numpy() - x],
-            yerr=[y - s["delta_log_a_low"].to_numpy(), s["delta_log_a_high"].to_numpy() - y],
-            fmt="o", ms=3, lw=0.6, color=color, alpha=0.8 if flag else 0.4,
-            label=f"{label} ({len(s)})",
-        )  # fmt: skip
-    for r in t[t["drifted"]].head(10).itertuples(index=False):
-        ax.annotate(str(r.item), (r.delta_b_mean, r.delta_log_a_mean), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
-    for sign in (-1, 1):
-        ax.axvline(sign * report.threshold_b, color="k", ls="--", lw=0.8)
-        ax.axhline(sign * report.threshold_log_a, color="k", ls="--", lw=0.8)
-    ax.set_xlabel("change of difficulty b (old ability SD)")
-    ax.set_ylabel("change of log discrimination")
-    ax.set_title(f"item drift: {report.n_drifted} of {report.n_common} common items")
-    ax.legend(fontsize=8)
-    return ax.figure

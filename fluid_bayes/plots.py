@@ -8,7 +8,9 @@
   the full-benchmark methods as horizontal references;
 - :func:`plot_items_over_training`: difficulties of the administered items at each
   checkpoint, with the ability estimate: the subset moves from easy to hard items as
-  the model improves.
+  the model improves;
+- :func:`plot_drift`: per-item change of difficulty and discrimination between two
+  linked banks (:func:`fluid_bayes.drift.drift`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 from .metrics import METRICS
 
 __all__ = [
+    "plot_drift",
     "plot_items_over_training",
     "plot_metric_vs_budget",
     "plot_training_curves",
@@ -177,6 +180,51 @@ def plot_items_over_training(
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def plot_drift(report, ax=None):
+    """Change of difficulty against change of log discrimination, drifted items in red.
+
+    Points are posterior means with 95 % intervals (ability SD on x, log scale on y);
+    dashed lines mark the thresholds; the ten most certain drifted items are labelled.
+
+    Parameters
+    ----------
+    report : DriftReport
+        From :func:`fluid_bayes.drift.drift`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    t = report.table
+    for flag, color, label in ((False, "0.55", "stable"), (True, "C3", "drifted")):
+        s = t[t["drifted"] == flag]
+        if s.empty:
+            continue
+        x, y = s["delta_b_mean"].to_numpy(), s["delta_log_a_mean"].to_numpy()
+        ax.errorbar(
+            x, y,
+            xerr=[x - s["delta_b_low"].to_numpy(), s["delta_b_high"].to_numpy() - x],
+            yerr=[y - s["delta_log_a_low"].to_numpy(), s["delta_log_a_high"].to_numpy() - y],
+            fmt="o", ms=3, lw=0.6, color=color, alpha=0.8 if flag else 0.4,
+            label=f"{label} ({len(s)})",
+        )  # fmt: skip
+    for r in t[t["drifted"]].head(10).itertuples(index=False):
+        ax.annotate(str(r.item), (r.delta_b_mean, r.delta_log_a_mean), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for sign in (-1, 1):
+        ax.axvline(sign * report.threshold_b, color="k", ls="--", lw=0.8)
+        ax.axhline(sign * report.threshold_log_a, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("change of difficulty b (old ability SD)")
+    ax.set_ylabel("change of log discrimination")
+    ax.set_title(f"item drift: {report.n_drifted} of {report.n_common} common items")
+    ax.legend(fontsize=8)
+    return ax.figure
 
 
 def save_experiment_figures(result, out: str | Path) -> dict[str, Path]:

@@ -17,7 +17,6 @@ from fluid_bayes.drift import (
     drift,
     link,
     mean_sigma,
-    plot_drift,
     stocking_lord,
 )
 from fluid_bayes.exceptions import BankError
@@ -323,6 +322,8 @@ def test_seeded_same_inputs_same_output():
 
 def test_plot_drift_returns_figure():
     import matplotlib.pyplot as plt
+
+    from fluid_bayes.plots import plot_drift
 
     old, new, _ = make_pair(9, shift_frac=0.05)
     fig = plot_drift(drift(old, new))
