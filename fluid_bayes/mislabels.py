@@ -19,6 +19,11 @@ likely non-functioning than not). Banks without population hyperparameters or
 calibration abilities (imported point banks, simulated banks) use the bank's own
 discrimination quantile and, for the second part, nothing (reported in ``notes``).
 
+The second part cannot tell a wrongly keyed item from one that is simply harder than
+every calibration model: on a benchmark the calibration models are far from saturating,
+many items are flagged for it (ChemBench: 784 of 2,854, mostly items no model solved).
+The table keeps both parts (``p_low_a``, ``p_beyond_top``) so they can be read apart.
+
 The detector was designed before looking at the MMLU-Redux annotations; the annotations
 are only used by :func:`evaluate_detector` and never by :func:`detect_mislabels`.
 """
