@@ -58,21 +58,14 @@ def add_upkeep_commands(sub: Any, formats: tuple[str, ...], add_input_args, add_
                     help="write the drifted item ids for evaluate --exclude")  # fmt: skip
 
 
-def _read(path: str, args: argparse.Namespace):
-    from .io import read_responses
-
-    return read_responses(path, format=args.format, threshold=args.threshold,
-                          metric=args.metric, filter=args.filter)  # fmt: skip
-
-
-def cmd_diagnose(args: argparse.Namespace) -> int:
+def cmd_diagnose(args: argparse.Namespace, read_data) -> int:
     """``fluid-bayes diagnose``."""
     from .advice import diagnose
     from .bank import ItemBank
     from .exceptions import DataError
 
     bank = ItemBank.load(args.bank)
-    new = _read(args.new, args) if args.new else None
+    new = read_data(args, args.new) if args.new else None
     overrides = {}
     if args.thresholds:
         try:
@@ -87,14 +80,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_refit(args: argparse.Namespace, fit_options) -> int:
+def cmd_refit(args: argparse.Namespace, read_data, fit_options) -> int:
     """``fluid-bayes refit``."""
     from .bank import ItemBank
     from .refit import refit
 
     bank = ItemBank.load(args.bank)
-    new = _read(args.add, args)
-    old = _read(args.old_data, args) if args.old_data else None
+    new = read_data(args, args.add)
+    old = read_data(args, args.old_data) if args.old_data else None
     result = refit(bank, new, old_data=old, duplicates=args.duplicates, link_method=args.link,
                    **fit_options(args))  # fmt: skip
     path = result.bank.save(args.out)

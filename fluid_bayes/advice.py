@@ -24,10 +24,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import pandas as pd
 
-from .checking import BankCheck, _num, _show
+from .checking import BankCheck, _num, _plain, _show
 from .diagnostics import ESS_MIN, RHAT_MAX
 from .newmodels import CEILING_PROB, HARD_ACCURACY, NewModelsCheck, check_new_models
 from .responses import ResponseMatrix
@@ -222,14 +221,6 @@ def advise(
         new_models=models,
         thresholds=th,
     )
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return _num(float(v))
 
 
 def _ceiling(new, th, fired, passed):

@@ -29,7 +29,6 @@ a bank and gives the keep / refit decision.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +40,7 @@ from scipy.special import log_expit
 
 from . import irt
 from ._constants import CHAIN, DRAW, ITEM, SUBJECT
+from .bank import _nan_to_none as _num
 from .diagnostics import ConvergenceReport
 from .exceptions import BankError, DataError
 from .responses import ResponseMatrix
@@ -82,26 +82,21 @@ def _show(ids) -> str:
     return ", ".join(str(i) for i in ids[:_SHOW]) + more
 
 
+def _plain(v: Any) -> Any:
+    """A JSON-able scalar: numpy bools and integers as Python ones, NaN as None."""
+    if isinstance(v, np.bool_ | bool):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return _num(v)
+    return v
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-able rows (NaN as None, numpy scalars as Python ones)."""
-    out = []
-    for idx, row in df.iterrows():
-        d = {df.index.name or "id": str(idx)}
-        for k, v in row.items():
-            if isinstance(v, np.bool_ | bool):
-                d[k] = bool(v)
-            elif isinstance(v, np.integer):
-                d[k] = int(v)
-            elif isinstance(v, float | np.floating):
-                d[k] = None if math.isnan(v) else float(v)
-            else:
-                d[k] = v
-        out.append(d)
-    return out
-
-
-def _num(v: float) -> float | None:
-    return None if v is None or math.isnan(v) else float(v)
+    return [{df.index.name or "id": str(idx), **{k: _plain(v) for k, v in row.items()}}
+            for idx, row in df.iterrows()]  # fmt: skip
 
 
 # ------------------------------------------------------------------------ bank check

@@ -229,12 +229,12 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
             "backend": args.backend}  # fmt: skip
 
 
-def _read_data(args: argparse.Namespace, **extra: Any):
-    """The DATA argument, read with the input-layout flags of the command."""
+def _read_data(args: argparse.Namespace, path: str | None = None, **extra: Any):
+    """The DATA argument (or ``path``), read with the input-layout flags of the command."""
     from .io import read_responses
 
     return read_responses(
-        args.data,
+        args.data if path is None else path,
         format=args.format,
         threshold=args.threshold,
         metric=args.metric,
@@ -352,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import _cli_study, _cli_upkeep
 
     handlers = {
-        "diagnose": _cli_upkeep.cmd_diagnose,
-        "refit": lambda a: _cli_upkeep.cmd_refit(a, _fit_options),
+        "diagnose": lambda a: _cli_upkeep.cmd_diagnose(a, _read_data),
+        "refit": lambda a: _cli_upkeep.cmd_refit(a, _read_data, _fit_options),
         "drift": _cli_upkeep.cmd_drift,
         "experiment": lambda a: _cli_study.cmd_experiment(a, _read_data),
         "simulate": _cli_study.cmd_simulate,

@@ -273,8 +273,9 @@ def run_experiment(
         notes.append(f"{len(report.missing)} subject(s) lack answers to some bank items; "
                      "those items are never used for them")  # fmt: skip
     lab = None if labels is None else _label_vector(labels, arrays.items, notes)
-    empty = [s for s, n in zip(data.subjects, (~np.isnan(answers)).sum(axis=1), strict=True)
-             if n == 0]  # fmt: skip
+    answered = ~np.isnan(answers)
+    n_all = answered.sum(axis=1)
+    empty = [s for s, n in zip(data.subjects, n_all, strict=True) if n == 0]
     if empty:
         raise DataError(f"{len(empty)} subject(s) answered no item of the bank: "
                         f"{', '.join(empty[:5])}")  # fmt: skip
@@ -283,21 +284,16 @@ def run_experiment(
     frames, item_frames, timings = [], [], {}
     prior = {"prior_mean": prior_mean, "prior_sd": prior_sd}
 
-    def add(method, budget, repeat, score, theta_sd, n_used, used_mask=None):
+    def add(method, budget, repeat, score, theta_sd, n_used, used_mask):
         f = pd.DataFrame({"subject": subjects, "run": meta["run"].to_numpy(),
                           "step": meta["step"].to_numpy(), "method": method,
                           "budget": budget, "repeat": repeat, "score": score,
                           "theta_sd": theta_sd, "n_items": n_used})  # fmt: skip
         if lab is not None:
-            if used_mask is None:
-                f["n_mislabeled"] = f["n_labeled"] = np.nan
-            else:
-                f["n_mislabeled"] = (used_mask & (lab == 1.0)).sum(axis=1)
-                f["n_labeled"] = (used_mask & ~np.isnan(lab)).sum(axis=1)
+            f["n_mislabeled"] = (used_mask & (lab == 1.0)).sum(axis=1)
+            f["n_labeled"] = (used_mask & ~np.isnan(lab)).sum(axis=1)
         frames.append(f)
 
-    answered = ~np.isnan(answers)
-    n_all = answered.sum(axis=1)
     nan = np.full(len(subjects), np.nan)
     for method in methods:
         t0 = time.perf_counter()

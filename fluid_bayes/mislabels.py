@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import special, stats
 
 from ._constants import CHAIN, DRAW, ITEM, SUBJECT
+from .checking import _plain, _records
 from .exceptions import DataError
 
 __all__ = [
@@ -88,21 +89,13 @@ class MislabelReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: ``{"items": [...], "n_flagged", "rule", "evaluation", "notes"}``."""
-        t = self.table.reset_index()
-        items = [{k: (None if isinstance(v, float) and np.isnan(v) else v)
-                  for k, v in row.items()} for row in t.to_dict(orient="records")]  # fmt: skip
-        for row in items:
-            row["flagged"] = bool(row["flagged"])
-        ev = None if self.evaluation is None else {
-            k: (None if isinstance(v, float) and np.isnan(v) else v)
-            for k, v in self.evaluation.items()
-        }  # fmt: skip
+        ev = self.evaluation
         return {
-            "items": items,
-            "n_items": len(t),
+            "items": _records(self.table),
+            "n_items": len(self.table),
             "n_flagged": int(self.table["flagged"].sum()),
             "rule": {"flag_prob": self.flag_prob, "tail": self.tail},
-            "evaluation": ev,
+            "evaluation": None if ev is None else {k: _plain(v) for k, v in ev.items()},
             "notes": list(self.notes),
         }
 

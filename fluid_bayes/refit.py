@@ -106,10 +106,10 @@ def combine_answers(
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
-    common = set(old.items) & set(new.items)
-    if not common:
+    old_subjects, old_items = set(old.subjects), set(old.items)
+    if not old_items & set(new.items):
         raise DataError(f"{new.report.source}: none of its {new.n_items} items is in the bank")
-    repeated = tuple(s for s in new.subjects if s in set(old.subjects))
+    repeated = tuple(s for s in new.subjects if s in old_subjects)
     if repeated and duplicates == "error":
         raise DataError(
             f"{new.report.source}: {len(repeated)} subject(s) are already calibration subjects "
@@ -120,7 +120,7 @@ def combine_answers(
     keep_new = [s for s in new.subjects if not (duplicates == "skip" and s in repeated)]
     if not keep_new:
         raise DataError(f"{new.report.source}: no new subject left to add")
-    added_items = tuple(i for i in new.items if i not in set(old.items))
+    added_items = tuple(i for i in new.items if i not in old_items)
     items = list(old.items) + list(added_items)
     col = {i: k for k, i in enumerate(items)}
     values = np.full((len(keep_old) + len(keep_new), len(items)), np.nan)
@@ -191,7 +191,7 @@ def refit(
     unlinked = spec.fit(combined, **fit_options)
     linking = link(bank, unlinked, method=link_method)
     linked = apply_linking(unlinked, linking)
-    added = tuple(s for s in new_data.subjects if s not in set(old.subjects))
+    added = tuple(s for s in new_data.subjects if s not in repeated)
     lineage = dict(linked.meta.lineage)
     lineage.update({"refit_of": bank.config_hash, "added_subjects": len(added),
                     "added_items": len(added_items), "duplicates": list(repeated),

@@ -29,6 +29,14 @@ __all__ = ["DEFAULT_PATTERN", "checkpoint_series", "read_reference", "read_serie
 DEFAULT_PATTERN = r"^(?P<run>.+?)(?:[@/_-]+stage\d+)?[@/_-]+step[-_]?(?P<step>\d+)(?:[-_].*)?$"
 
 
+_SUBJECT_NAMES = ("subject", "subject_id", "model")
+
+
+def _column(cols: dict[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` among the (lower-cased) column names ``cols``, or None."""
+    return next((cols[c] for c in names if c in cols), None)
+
+
 def _finish(frame: pd.DataFrame, subjects: Sequence[str], source: str) -> pd.DataFrame:
     frame = frame.copy()
     frame.index = frame.index.astype(str)
@@ -71,7 +79,7 @@ def read_series_file(path: str | Path) -> pd.DataFrame:
     else:
         frame = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", dtype=str)
     cols = {c.lower(): c for c in frame.columns}
-    subject_col = next((cols[c] for c in ("subject", "subject_id", "model") if c in cols), None)
+    subject_col = _column(cols, _SUBJECT_NAMES)
     need = [c for c in ("run", "step") if c not in cols]
     if subject_col is None or need:
         lack = (["subject"] if subject_col is None else []) + need
@@ -130,7 +138,7 @@ def checkpoint_series(
         if isinstance(mapping, pd.DataFrame):
             frame, where = mapping, "series mapping"
             cols = {str(c).lower(): c for c in frame.columns}
-            col = next((cols[c] for c in ("subject", "subject_id", "model") if c in cols), None)
+            col = _column(cols, _SUBJECT_NAMES)
             if col is not None:
                 frame = frame.set_index(col)
         else:
@@ -165,8 +173,8 @@ def read_reference(path: str | Path) -> pd.Series:
         raise DataError(f"{path}: no such file")
     frame = pd.read_csv(p, dtype=str, keep_default_na=False)
     cols = {c.lower(): c for c in frame.columns}
-    subject_col = next((cols[c] for c in ("subject", "subject_id", "model") if c in cols), None)
-    score_col = next((cols[c] for c in ("score", "reference", "accuracy") if c in cols), None)
+    subject_col = _column(cols, _SUBJECT_NAMES)
+    score_col = _column(cols, ("score", "reference", "accuracy"))
     if subject_col is None or score_col is None:
         raise DataError(f"{path}: needs a subject (or model) column and a score column")
     dup = frame[subject_col][frame[subject_col].duplicated()]

@@ -14,6 +14,7 @@ from scipy.stats import norm
 
 from . import irt
 from .responses import ResponseMatrix, from_array
+from .selection import BankArrays
 
 __all__ = [
     "SimulatedData",
@@ -274,8 +275,8 @@ def simulate_training_runs(
     if runs < 1 or checkpoints < 1:
         raise ValueError(f"runs and checkpoints must be >= 1, got {runs} and {checkpoints}")
     rng = np.random.default_rng(seed)
-    av = bank.a.transpose("chain", "draw", "item").values.reshape(-1, bank.n_items)
-    bv = bank.b.transpose("chain", "draw", "item").values.reshape(-1, bank.n_items)
+    draws = BankArrays.from_bank(bank)  # (draw, item), chains flattened
+    av, bv = draws.a, draws.b
     la_pt, b_pt = np.log(av).mean(axis=0), bv.mean(axis=0)
     ref_la = rng.normal(la_pt.mean(), la_pt.std(), reference_items)
     ref_b = rng.normal(b_pt.mean(), b_pt.std(), reference_items)
