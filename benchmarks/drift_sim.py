@@ -11,7 +11,7 @@ share of items flagged without a shift, and whether the 95% intervals of the lin
 constants A, B contain the truth (``A = s2 / s1``, ``B = (m2 - m1) / s1`` from the two
 samples' ability means and SDs). Writes ``benchmarks/results/drift_sim.json``.
 
-    nice .venv/bin/python benchmarks/drift_sim.py [--seeds 3]
+    nice .venv/bin/python benchmarks/drift_sim.py [--seeds 3] [--first-seed 0] [--subjects 300]
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ def fit(data, seed):
         return HierarchicalTwoPL().fit(data, seed=seed, **FIT)
 
 
-def one_seed(seed: int) -> dict:
+def one_seed(seed: int, n_subjects: int = N_SUBJECTS) -> dict:
     rng = np.random.default_rng(seed)
     a, b = np.exp(rng.normal(0.2, 0.3, N_ITEMS)), rng.normal(0, 1, N_ITEMS)
     moved = rng.choice(N_ITEMS, int(SHARE * N_ITEMS), replace=False)
     b2 = b.copy()
     b2[moved] += SHIFT * rng.choice([-1.0, 1.0], moved.size)
-    th1, th2 = rng.normal(0, 1, N_SUBJECTS), rng.normal(0.5, 1.3, N_SUBJECTS)
+    th1, th2 = rng.normal(0, 1, n_subjects), rng.normal(0.5, 1.3, n_subjects)
     A_true, B_true = th2.std() / th1.std(), (th2.mean() - th1.mean()) / th1.std()
     old = fit(answers(th1, a, b, rng, "old"), seed)
     out = {"seed": seed, "A_true": A_true, "B_true": B_true}
@@ -78,6 +78,8 @@ def one_seed(seed: int) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
+    ap.add_argument("--subjects", type=int, default=N_SUBJECTS, help="per calibration")
     ap.add_argument("--draws", type=int, default=FIT["draws"])
     ap.add_argument("--tune", type=int, default=FIT["tune"])
     ap.add_argument("--chains", type=int, default=FIT["chains"])
@@ -85,13 +87,14 @@ if __name__ == "__main__":
     FIT.update(draws=args.draws, tune=args.tune, chains=args.chains)
     t0 = time.perf_counter()
     rows = []
-    for seed in range(args.seeds):
-        r = one_seed(seed)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        r = one_seed(seed, args.subjects)
         rows.append(r)
         print(json.dumps(r), flush=True)
     shift = [r["shift"] for r in rows]
     summary = {
-        "seeds": args.seeds, "items": N_ITEMS, "subjects_per_calibration": N_SUBJECTS,
+        "seeds": args.seeds, "items": N_ITEMS, "subjects_per_calibration": args.subjects,
+        "first_seed": args.first_seed,
         "shifted_items": int(SHARE * N_ITEMS), "shift": SHIFT,
         "recall_mean": float(np.mean([s["recall"] for s in shift])),
         "precision_mean": float(np.mean([s["precision"] for s in shift])),
@@ -103,7 +106,13 @@ if __name__ == "__main__":
         "rows": rows,
     }  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "drift_sim.json" if FIT["chains"] == 2 and FIT["draws"] == 500 else (
-        f"drift_sim_c{FIT['chains']}_d{FIT['draws']}.json")  # fmt: skip
+    name = "drift_sim"
+    if FIT["chains"] != 2 or FIT["draws"] != 500:
+        name += f"_c{FIT['chains']}_d{FIT['draws']}"
+    if args.subjects != N_SUBJECTS:
+        name += f"_n{args.subjects}"
+    if args.first_seed:
+        name += f"_s{args.first_seed}"
+    name += ".json"
     (OUT / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))

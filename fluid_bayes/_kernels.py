@@ -4,14 +4,18 @@ The paper's estimator is the MAP of ``sum_j log p(y_j | theta) + log N(theta; mu
 sigma0)`` over ``[lo, hi]`` with ``p = logistic(a (theta - b))`` (D = 1). Its score
 ``T(theta)`` is strictly decreasing, so the constrained maximum is the root of ``T``
 clipped to the range. :func:`map_newton` finds it by Newton's method safeguarded by a
-bracket; when the root lies beyond a bound it evaluates ``T`` at that bound once and
-returns the bound (the reference instead spends all its Newton iterations there).
+bracket (Halley steps: the curvature comes with the same ``exp``); when the root lies
+beyond a bound it evaluates ``T`` at that bound once and returns the bound (the reference
+instead spends all its Newton iterations there). In a session, :func:`map_update`
+predicts the next root in O(1) from the last one, so that usually one pass over the
+answers settles it.
 
 :func:`mfi_argmax` is the exact argmax of Fisher information ``a^2 p (1 - p)`` over the
 available items with ties to the lowest index. It visits items in order of decreasing
 ``a`` and stops once ``a^2 / 4`` (an item's largest possible information) falls below
 the best value found; an item whose bound ``a^2 / (4 + x^2)`` (``x = a (theta - b)``)
-is below it is skipped without evaluating the logistic.
+is below it is skipped without evaluating the logistic. :func:`mfi_argmax_ranked` gets
+the same answer from precomputed per-node rankings, usually after a handful of items.
 """
 
 from __future__ import annotations
@@ -24,18 +28,25 @@ from numba import njit, prange
 __all__ = [
     "expit",
     "expit_pair",
-    "grid_loglik_add",
+    "expected_information",
+    "grid_summaries",
+    "grid_weight_step",
+    "top_candidates",
+    "grid_window_weights",
     "grid_loglik_sum",
     "map_newton",
+    "mean_icc",
+    "map_update",
     "mfi_argmax",
+    "mfi_argmax_ranked",
     "replay_paper",
     "score_and_information",
 ]
 
 # a^2 p q can exceed a^2 / 4 by rounding; the pruning bound is widened by this factor
 _BOUND_SLACK = 1.0 + 1e-12
-
-
+# fast-math flags that reorder sums and fuse multiply-adds, but keep NaN/inf semantics
+_FAST_SUMS = {"reassoc", "contract", "arcp", "nsz"}
 @njit(cache=True, inline="always")
 def expit(x: float) -> float:
     """Stable logistic function."""
@@ -64,19 +75,214 @@ def log_expit(x: float) -> float:
 
 
 @njit(cache=True)
-def grid_loglik_add(out, a, b, y, nodes):
-    """Add one answer per session to grid log-likelihoods, in place.
+def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
+    """Multiply one answer's likelihood into window weights ``w[:, lo:hi]``, in place.
 
-    ``out`` (B, S, G) += log p(y_i | nodes, a[i, s], b[i, s]) for sessions ``i``;
-    ``a, b`` are (B, S) draws of each session's new item, ``y`` (B,) its answers.
-    Serial: one step's work (draws x a window of nodes) is too small for threads.
+    ``w`` (S, G) holds ``exp(loglik + log_prior - log_scale[s])`` per (draw, node),
+    each row scaled so that its window maximum is 1 (``log_scale`` (S,) keeps the
+    scale, so that draws can still be compared). ``a, b`` (S,) are the item's draws,
+    ``y`` the answer. The likelihood ``logistic(+-x)``, ``x = a (node - b)``, needs
+    only ``e = exp(-|x|)``; with equally spaced nodes (``step`` > 0; 0 otherwise) ``x``
+    moves by a constant from node to node, so ``e`` is carried by one multiplication
+    (recomputed exactly every 16 nodes and where ``x`` changes sign). Weights below
+    1e-300 are set to 0 (they are ``exp(-690)`` below the draw's maximum).
+
+    Returns
+    -------
+    numpy.ndarray
+        Per window node, ``max_s w[s, g]``: ``exp`` of how far the node lies below the
+        nearest draw's maximum. Empty if some draw's window likelihood underflowed
+        (the caller recomputes in log space).
     """
-    n_b, n_s, n_g = out.shape
+    n_s = w.shape[0]
+    n_w = hi - lo
+    sign = 1.0 if y == 1.0 else -1.0
+    best = np.zeros(n_w)
+    for s in range(n_s):
+        ab = sign * a[s]
+        bs = b[s]
+        up = math.exp(ab * step)  # exp(x) moves by this factor per node
+        down = 1.0 / up
+        top = 0.0
+        e = 0.0
+        prev = 0.0
+        for g in range(lo, hi):
+            x = ab * (nodes[g] - bs)
+            k = g - lo
+            if step == 0.0 or k % 16 == 0 or (x >= 0.0) != (prev >= 0.0):
+                e = math.exp(-abs(x))
+            elif x >= 0.0:  # e = exp(-x)
+                e *= down
+            else:  # e = exp(x)
+                e *= up
+            prev = x
+            v = w[s, g] * ((1.0 if x >= 0.0 else e) / (1.0 + e))
+            if v < 1e-300:
+                v = 0.0
+            w[s, g] = v
+            top = max(top, v)
+        if not top > 0.0:
+            return np.zeros(0)
+        inv = 1.0 / top
+        log_scale[s] += math.log(top)
+        for g in range(lo, hi):
+            v = w[s, g] * inv
+            w[s, g] = v
+            best[g - lo] = max(best[g - lo], v)
+    return best
+
+
+@njit(cache=True)
+def grid_window_weights(w, log_scale, lo, hi, mixture):
+    """Normalized posterior weights over (draw, window node), and their node sums.
+
+    From the scaled weights of :func:`grid_weight_step`. ``mixture``: each draw's
+    ability posterior normalized to ``1 / S``; otherwise the draws weighted by their
+    likelihood (``exp(log_scale)`` times the row sums), one normalization over all
+    cells, as :func:`fluid_bayes.ability.joint_weights`.
+    """
+    n_s = w.shape[0]
+    n_w = hi - lo
+    out = np.empty((n_s, n_w))
+    rows = np.zeros(n_s)
+    for s in range(n_s):
+        for k in range(n_w):
+            rows[s] += w[s, lo + k]
+    if mixture:
+        factor = 1.0 / (rows * n_s)
+    else:
+        rel = np.exp(log_scale - log_scale.max())
+        factor = rel / np.sum(rel * rows)
+    marginal = np.zeros(n_w)
+    for s in range(n_s):
+        f = factor[s]
+        for k in range(n_w):
+            v = w[s, lo + k] * f
+            out[s, k] = v
+            marginal[k] += v
+    return out, marginal
+
+
+@njit(cache=True)
+def grid_summaries(nodes, weights, prob, n_starts):
+    """Mean, SD and shortest-``prob`` interval of grid posteriors (rows of ``weights``).
+
+    The density is piecewise constant, one cell of width ``h`` per node; the interval
+    is the shortest among those starting at ``n_starts`` equally spaced lower tail
+    masses in ``[0, 1 - prob]`` (ends by linear interpolation of the CDF, as
+    ``numpy.interp``). Returns four (B,) arrays.
+    """
+    n_b, n_g = weights.shape
+    h = nodes[1] - nodes[0]
+    edges = np.empty(n_g + 1)
+    edges[:n_g] = nodes - h / 2
+    edges[n_g] = nodes[n_g - 1] + h / 2
+    q_low = np.linspace(0.0, 1.0 - prob, n_starts)
+    mean = np.empty(n_b)
+    sd = np.empty(n_b)
+    low = np.empty(n_b)
+    high = np.empty(n_b)
+    cdf = np.empty(n_g + 1)
+    for r in range(n_b):
+        m1 = 0.0
+        m2 = 0.0
+        cdf[0] = 0.0
+        for g in range(n_g):
+            wg = weights[r, g]
+            m1 += wg * nodes[g]
+            m2 += wg * nodes[g] * nodes[g]
+            cdf[g + 1] = cdf[g] + wg
+        cdf[n_g] = 1.0
+        mean[r] = m1
+        sd[r] = math.sqrt(max(m2 - m1 * m1, 0.0))
+        lo = np.interp(q_low, cdf, edges)
+        hi = np.interp(q_low + prob, cdf, edges)
+        k = np.argmin(hi - lo)
+        low[r] = lo[k]
+        high[r] = hi[k]
+    return mean, sd, low, high
+
+
+@njit(cache=True, inline="always")
+def _keep_top(vals, idx, count, v, j):
+    """Insert score ``v`` of item ``j`` into the decreasing top list; the new count.
+
+    Among equal scores the item inserted first (the lower index) stays ahead.
+    """
+    m = vals.size
+    if count == m and not v > vals[m - 1]:
+        return count
+    p = min(count, m - 1)
+    while p > 0 and vals[p - 1] < v:
+        vals[p] = vals[p - 1]
+        idx[p] = idx[p - 1]
+        p -= 1
+    vals[p] = v
+    idx[p] = j
+    return min(count + 1, m)
+
+
+@njit(cache=True)
+def top_candidates(table, nodes, theta, unavailable, m):
+    """The ``m`` available items of largest interpolated score, per session.
+
+    ``table`` (G, N) scores items at ``nodes``; each session's row is interpolated
+    linearly at its ``theta`` (B,) (clipped to the nodes). With one node (G = 1) the
+    table row is used as it is. ``unavailable`` (B, N). Returns (B, m) item indices
+    in increasing order, padded with -1 when fewer than ``m`` items are available;
+    among equal scores the lower index is kept.
+    """
+    n_b = theta.size
+    n_g, n = table.shape
+    out = np.full((n_b, m), -1, dtype=np.int64)
+    vals = np.empty(m)
+    idx = np.empty(m, dtype=np.int64)
     for i in range(n_b):
-        sign = 1.0 if y[i] == 1.0 else -1.0
-        for s in range(n_s):
-            for g in range(n_g):
-                out[i, s, g] += log_expit(sign * a[i, s] * (nodes[g] - b[i, s]))
+        k, w = 0, 0.0
+        if n_g > 1:
+            t = min(max(theta[i], nodes[0]), nodes[n_g - 1])
+            k = min(max(np.searchsorted(nodes, t) - 1, 0), n_g - 2)
+            w = (t - nodes[k]) / (nodes[k + 1] - nodes[k])
+        count = 0
+        for j in range(n):
+            if not unavailable[i, j]:
+                v = table[k, j] if n_g == 1 else (1.0 - w) * table[k, j] + w * table[k + 1, j]
+                count = _keep_top(vals, idx, count, v, j)
+        out[i, :count] = np.sort(idx[:count])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def mean_icc(theta, a, b):
+    """Mean over items of ``logistic(a (theta_i - b))`` for each ``theta`` (M,): (M,)."""
+    out = np.empty(theta.size)
+    for i in prange(theta.size):
+        acc = 0.0
+        for j in range(a.size):
+            acc += expit(a[j] * (theta[i] - b[j]))
+        out[i] = acc / a.size
+    return out
+
+
+@njit(cache=True)
+def expected_information(a, b, theta, items):
+    """Information of ``items`` (B, K) at ``theta`` (B,), averaged over draws ``a, b`` (S, N)."""
+    n_s = a.shape[0]
+    n_b, n_k = items.shape
+    out = np.empty((n_b, n_k))
+    for i in range(n_b):
+        for k in range(n_k):
+            j = items[i, k]
+            if j < 0:
+                out[i, k] = -np.inf
+                continue
+            acc = 0.0
+            for s in range(n_s):
+                asj = a[s, j]
+                p, q = expit_pair(asj * (theta[i] - b[s, j]))
+                acc += asj * asj * p * q
+            out[i, k] = acc / n_s
+    return out
 
 
 @njit(cache=True, parallel=True)
@@ -111,29 +317,63 @@ def score_and_information(a, b, y, k, mu0, prec0, theta):
     return t, h
 
 
+@njit(cache=True, fastmath=_FAST_SUMS)
+def _score_info_curvature(a, b, y, k, mu0, prec0, theta):
+    """``T``, ``H = -T'`` and ``T''`` of the log posterior in one pass (one exp per item).
+
+    The sums may be reassociated (``_FAST_SUMS``): a few ulp, ~20% faster.
+    """
+    t = (mu0 - theta) * prec0
+    h = prec0
+    c = 0.0
+    for i in range(k):
+        p, q = expit_pair(a[i] * (theta - b[i]))
+        ai = a[i]
+        t += ai * (y[i] - p)
+        w = ai * ai * p * q
+        h += w
+        c -= ai * w * (q - p)
+    return t, h, c
+
+
 @njit(cache=True)
 def map_newton(a, b, y, k, mu0, prec0, lo, hi, theta0):
     """MAP ability on ``[lo, hi]`` from the first ``k`` answers (see module docstring).
 
+    Halley's method (Newton's when the curvature term is not small) safeguarded by a
+    bracket. It stops once the last step ``s`` bounds the error of the new point by
+    ``a_max^2 |s|^3 <= 1e-12`` (Halley's error is cubic in the previous one, with a
+    constant below ``a_max^2``), about one pass over the answers per call when
+    warm-started near the root.
+
     Returns
     -------
     (float, float)
-        The MAP and the posterior information ``H`` there (prior precision included).
+        The MAP and the posterior information ``H`` there (prior precision included;
+        carried from the last point evaluated by its derivative).
     """
     theta = min(max(theta0, lo), hi)
+    a_max = 0.0
+    for i in range(k):
+        a_max = max(a_max, a[i])
+    s_tol = (1e-12 / max(a_max * a_max, 1.0)) ** (1.0 / 3.0)
     left, right = lo, hi
     lo_checked = False
     hi_checked = False
     h = prec0
     for _ in range(200):
-        t, h = score_and_information(a, b, y, k, mu0, prec0, theta)
+        t, h, c = _score_info_curvature(a, b, y, k, mu0, prec0, theta)
         if t == 0.0:
             return theta, h
         if t > 0.0:
             left = theta
         else:
             right = theta
-        new = theta + t / h
+        step = t / h
+        den = 2.0 * h * h - t * c
+        if abs(t * c) < h * h and den > 0.0:
+            step = 2.0 * t * h / den
+        new = theta + step
         if new >= right or new <= left:
             if new >= hi and not hi_checked:
                 hi_checked = True
@@ -146,12 +386,33 @@ def map_newton(a, b, y, k, mu0, prec0, lo, hi, theta0):
                 if tl <= 0.0:
                     return lo, hl
             new = 0.5 * (left + right)
-        # Newton converges quadratically: after a step below 1e-7 the error of ``new``
-        # is of order 1e-14 (H is smooth and bounded below by the prior precision)
-        if abs(new - theta) <= 1e-7 * (1.0 + abs(theta)):
+        elif abs(step) <= s_tol:
+            return new, h - c * step  # H moved to the new point (dH/dtheta = -T'')
+        if abs(new - theta) <= 1e-13 * (1.0 + abs(theta)):
             return new, h
         theta = new
     return theta, h
+
+
+@njit(cache=True)
+def map_update(a, b, y, k, mu0, prec0, lo, hi, theta_prev, h_prev):
+    """:func:`map_newton` after one more answer, warm-started by a predicted point.
+
+    At an interior MAP of the first ``k - 1`` answers the score is zero, so the score
+    after answer ``k`` is that item's term alone: one Newton step from ``theta_prev``
+    (with ``h_prev``, the information there, plus the new item's) costs O(1) and
+    lands within about ``(a_max / 2) delta^2`` of the new root. ``map_newton`` then
+    finishes from there. At a bound (or for the first answer) it starts at
+    ``theta_prev`` as before; the result does not depend on the start.
+    """
+    start = theta_prev
+    if k >= 2 and lo < theta_prev < hi:
+        j = k - 1
+        p, q = expit_pair(a[j] * (theta_prev - b[j]))
+        guess = theta_prev + a[j] * (y[j] - p) / (h_prev + a[j] * a[j] * p * q)
+        if lo < guess < hi:
+            start = guess
+    return map_newton(a, b, y, k, mu0, prec0, lo, hi, start)
 
 
 @njit(cache=True)
@@ -182,9 +443,68 @@ def mfi_argmax(theta, a, b, order, unavailable):
     return best_j
 
 
+@njit(cache=True)
+def mfi_argmax_ranked(
+    theta, a, b, order, unavailable, ranked, ranked_info, g_lo, g_step, a_max, first=None
+):
+    """:func:`mfi_argmax` through per-node rankings of the items (same result).
+
+    ``ranked[g]`` lists the items (its first ``M``) by decreasing information at node
+    ``g_lo + g g_step``, ``ranked_info[g]`` their information there. Since
+    ``|d log I_j / d theta| <= a_j``, an item's information at ``theta`` is at most
+    ``exp(a_max |theta - node|)`` times its value at the nearest node, so the scan of
+    that node's ranking stops once this bound falls below the best value found. If
+    the ``M`` ranked items do not settle it, the full scan decides.
+
+    ``first`` (int64 (G,), optional) holds per node the position before which every
+    ranked item is known to be unavailable; a session whose items only ever become
+    unavailable passes the same array at every step, so used items at the top of a
+    ranking are skipped once instead of at every step.
+    """
+    n_g, m = ranked.shape
+    g = int(round((theta - g_lo) / g_step))
+    g = min(max(g, 0), n_g - 1)
+    factor = math.exp(a_max * abs(theta - (g_lo + g * g_step))) * _BOUND_SLACK
+    best = -1.0
+    best_j = -1
+    start = 0
+    if first is not None:
+        start = first[g]
+        while start < m and unavailable[ranked[g, start]]:
+            start += 1
+        first[g] = start
+    for idx in range(start, m):
+        if ranked_info[g, idx] * factor < best:
+            return best_j
+        j = ranked[g, idx]
+        if unavailable[j]:
+            continue
+        p, q = expit_pair(a[j] * (theta - b[j]))
+        info = a[j] * a[j] * p * q
+        if info > best or (info == best and j < best_j):
+            best = info
+            best_j = j
+    if m == a.size:  # every item was ranked: the scan was complete
+        return best_j
+    return mfi_argmax(theta, a, b, order, unavailable)
+
+
 @njit(cache=True, parallel=True)
 def replay_paper(
-    answers, a, b, order, excluded, start, n_max, min_items, sd_stop, mu0, prec0, lo, hi
+    answers,
+    a,
+    b,
+    order,
+    ranking,
+    excluded,
+    start,
+    n_max,
+    min_items,
+    sd_stop,
+    mu0,
+    prec0,
+    lo,
+    hi,
 ):
     """The paper's adaptive procedure for many subjects at once (one thread per subject).
 
@@ -197,6 +517,8 @@ def replay_paper(
         Point estimates.
     order : int64 (n_items,)
         Item indices by decreasing ``a``.
+    ranking : tuple
+        ``(ranked, ranked_info, g_lo, g_step, a_max)`` of :func:`mfi_argmax_ranked`.
     excluded : bool (n_items,)
         Items no session may use.
     start : float64 (n_subjects,)
@@ -217,6 +539,7 @@ def replay_paper(
     """
     n_subj = answers.shape[0]
     n_items = a.size
+    ranked, ranked_info, g_lo, g_step, a_max = ranking
     items = np.full((n_subj, n_max), -1, dtype=np.int64)
     theta_out = np.full((n_subj, n_max), np.nan)
     se_out = np.full((n_subj, n_max), np.nan)
@@ -229,15 +552,19 @@ def replay_paper(
         kb = np.empty(n_max)
         ky = np.empty(n_max)
         theta = start[s]
+        h = prec0
+        first = np.zeros(ranked.shape[0], dtype=np.int64)
         for t in range(n_max):
-            j = mfi_argmax(theta, a, b, order, unavailable)
+            j = mfi_argmax_ranked(
+                theta, a, b, order, unavailable, ranked, ranked_info, g_lo, g_step, a_max, first
+            )
             if j < 0:
                 break
             unavailable[j] = True
             ka[t] = a[j]
             kb[t] = b[j]
             ky[t] = answers[s, j]
-            theta, h = map_newton(ka, kb, ky, t + 1, mu0, prec0, lo, hi, theta)
+            theta, h = map_update(ka, kb, ky, t + 1, mu0, prec0, lo, hi, theta, h)
             items[s, t] = j
             theta_out[s, t] = theta
             se = 1.0 / math.sqrt(h)

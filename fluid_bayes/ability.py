@@ -179,9 +179,9 @@ class MapState:
             self._abc = np.concatenate([self._abc, np.empty_like(self._abc)], axis=1)
         self._abc[:, self.n] = (a, b, y)
         self.n += 1
-        theta, h = _kernels.map_newton(
+        theta, h = _kernels.map_update(
             self._abc[0], self._abc[1], self._abc[2], self.n,
-            self.prior_mean, self.prior_prec, self.lo, self.hi, self.theta,
+            self.prior_mean, self.prior_prec, self.lo, self.hi, self.theta, self.se**-2,
         )  # fmt: skip
         self.theta, self.se = float(theta), float(1.0 / np.sqrt(h))
 
@@ -230,18 +230,21 @@ def joint_weights(loglik: np.ndarray, log_prior: np.ndarray, integration: str) -
 WINDOW_NATS = 40.0
 #: a window edge this close (nats) to some draw's maximum triggers a full recomputation
 EDGE_NATS = 25.0
+_WINDOW, _EDGE = float(np.exp(-WINDOW_NATS)), float(np.exp(-EDGE_NATS))
 
 
 class GridState:
     """Running grid posterior for one session (``eap``: one draw; ``bayes``: many).
 
-    Holds the log-likelihood of the answers so far at every (draw, node). Updates touch
-    only a window of nodes: those within ``WINDOW_NATS`` of some draw's maximum (plus
-    two nodes each side); the rest carry less than ``exp(-40)`` of any draw's mass. If
-    the posterior later moves so that a window edge comes within ``EDGE_NATS`` of a
-    draw's maximum, the whole grid is recomputed from the recorded answers, so the
-    result equals the full-grid computation to far below floating-point precision of
-    the summaries.
+    Holds the posterior weight of every (draw, node), each draw's row scaled to a
+    maximum of 1 with its log scale kept aside, and multiplies each new answer's
+    likelihood in (no logarithm per cell; :func:`fluid_bayes._kernels.grid_weight_step`).
+    Updates touch only a window of nodes: those within ``WINDOW_NATS`` of some draw's
+    maximum (plus two nodes each side); the rest carry less than ``exp(-40)`` of any
+    draw's mass. If the posterior later moves so that a window edge comes within
+    ``EDGE_NATS`` of a draw's maximum, the whole grid is recomputed in log space from
+    the recorded answers, so the result equals the full-grid computation to far below
+    the precision of the summaries (tested to 1e-12).
 
     Parameters
     ----------
@@ -267,65 +270,80 @@ class GridState:
         self.nodes = nodes
         self.log_prior = log_prior
         self.integration = integration
-        self.loglik = np.zeros((n_draws, nodes.size))
         self.lo, self.hi = 0, nodes.size
         self.n_rebuilds = 0
         self._answers: list[tuple[np.ndarray, np.ndarray, float]] = []
-        self._wj: np.ndarray | None = None
+        h = np.diff(nodes)
+        # equal spacing lets the kernel carry exp() from node to node
+        self._step = float(h[0]) if h.size and np.allclose(h, h[0], rtol=1e-12, atol=0) else 0.0
+        self._set_loglik(np.zeros((n_draws, nodes.size)))
         self._summary: AbilitySummary | None = None
+
+    def _set_loglik(self, loglik: np.ndarray) -> None:
+        """Weights from log-likelihoods on the whole grid; resets the window."""
+        lw = loglik + self.log_prior
+        self._log_scale = lw.max(axis=1)
+        self._w = np.exp(lw - self._log_scale[:, None])
+        self._wj: np.ndarray | None = None
+        self._marg: np.ndarray | None = None
+        self.lo, self.hi = 0, self.nodes.size
 
     def update(self, a: np.ndarray, b: np.ndarray, y: float) -> None:
         """Add answer ``y`` to an item with draws ``a, b`` (shape ``(S,)``)."""
         a = np.ascontiguousarray(a, dtype=np.float64)
         b = np.ascontiguousarray(b, dtype=np.float64)
         self._answers.append((a, b, float(y)))
-        lo, hi = self.lo, self.hi
-        _kernels.grid_loglik_add(
-            self.loglik[None, :, lo:hi], a[None], b[None], np.array([float(y)]),
-            self.nodes[lo:hi],
-        )  # fmt: skip
-        self._wj = self._summary = None
-        self._refresh_window()
+        best = _kernels.grid_weight_step(self._w, self._log_scale, self.lo, self.hi, a, b,
+                                         float(y), self.nodes, self._step)  # fmt: skip
+        self._wj = self._marg = self._summary = None
+        if best.size == 0:  # a likelihood underflowed: recompute in log space
+            self._rebuild()
+        else:
+            self._refresh_window(best)
 
-    def _refresh_window(self) -> None:
+    def _refresh_window(self, best: np.ndarray | None = None) -> None:
+        """Shrink the window to the nodes that matter, or rebuild when it must grow.
+
+        ``best`` is, per window node, the largest scaled weight over draws.
+        """
         lo, hi, n = self.lo, self.hi, self.nodes.size
-        lw = self.loglik[:, lo:hi] + self.log_prior[lo:hi]
-        best = (lw - lw.max(axis=1, keepdims=True)).max(axis=0)  # per node, over draws
-        if (lo > 0 and best[0] > -EDGE_NATS) or (hi < n and best[-1] > -EDGE_NATS):
+        if best is None:
+            best = self._w[:, lo:hi].max(axis=0)
+        if (lo > 0 and best[0] > _EDGE) or (hi < n and best[-1] > _EDGE):
             self._rebuild()
             return
-        active = np.flatnonzero(best > -WINDOW_NATS)
+        active = np.flatnonzero(best > _WINDOW)
         # shrink only (nodes outside the window are stale), keeping two nodes of margin
         self.lo = max(lo + int(active[0]) - 2, lo)
         self.hi = min(lo + int(active[-1]) + 3, hi)
 
     def _rebuild(self) -> None:
-        """Recompute the log-likelihood on the whole grid from every recorded answer."""
+        """Recompute the whole grid in log space from every recorded answer."""
         a = np.stack([x[0] for x in self._answers], axis=1)
         b = np.stack([x[1] for x in self._answers], axis=1)
         y = np.array([x[2] for x in self._answers])
-        self.loglik = _kernels.grid_loglik_sum(a, b, y, self.nodes)
-        self.lo, self.hi = 0, self.nodes.size
+        self._set_loglik(_kernels.grid_loglik_sum(a, b, y, self.nodes))
         self.n_rebuilds += 1
         self._refresh_window()
 
     def _window_joint(self) -> np.ndarray:
-        if self._wj is None:
-            lo, hi = self.lo, self.hi
-            self._wj = joint_weights(self.loglik[:, lo:hi], self.log_prior[lo:hi],
-                                     self.integration)  # fmt: skip
+        if self._wj is None:  # as joint_weights(), in one compiled pass
+            self._wj, self._marg = _kernels.grid_window_weights(
+                self._w, self._log_scale, self.lo, self.hi, self.integration == "mixture"
+            )
         return self._wj
 
     def joint(self) -> np.ndarray:
         """Normalized posterior weights over (draw, node), shape ``(S, G)``."""
-        out = np.zeros_like(self.loglik)
+        out = np.zeros_like(self._w)
         out[:, self.lo : self.hi] = self._window_joint()
         return out
 
     def marginal(self) -> np.ndarray:
         """Posterior weights over the nodes, shape ``(G,)``."""
         out = np.zeros(self.nodes.size)
-        out[self.lo : self.hi] = self._window_joint().sum(axis=0)
+        self._window_joint()
+        out[self.lo : self.hi] = self._marg
         return out
 
     @property
@@ -357,22 +375,12 @@ def grid_summary(
     -------
     list of AbilitySummary
         One per row. The HDI is the shortest interval of ``prob`` (default 94%) mass
-        of the piecewise constant density with one cell per node.
+        of the piecewise constant density with one cell per node (the shortest of 241
+        intervals by lower tail mass; :func:`fluid_bayes._kernels.grid_summaries`).
     """
-    mean = weights @ nodes
-    sd = np.sqrt(np.maximum(weights @ nodes**2 - mean**2, 0.0))
-    h = nodes[1] - nodes[0]
-    edges = np.concatenate([nodes - h / 2, [nodes[-1] + h / 2]])
-    cdf = np.concatenate([np.zeros((weights.shape[0], 1)), np.cumsum(weights, axis=1)], axis=1)
-    cdf[:, -1] = 1.0
-    q_low = np.linspace(0.0, 1.0 - prob, 241)
-    out = []
-    for k in range(weights.shape[0]):
-        lo = np.interp(q_low, cdf[k], edges)
-        hi = np.interp(q_low + prob, cdf[k], edges)
-        best = int(np.argmin(hi - lo))
-        out.append(AbilitySummary(float(mean[k]), float(sd[k]), float(lo[best]), float(hi[best])))
-    return out
+    w = np.ascontiguousarray(np.atleast_2d(weights), dtype=np.float64)
+    mean, sd, lo, hi = _kernels.grid_summaries(np.asarray(nodes, np.float64), w, prob, 241)
+    return [AbilitySummary(*map(float, row)) for row in zip(mean, sd, lo, hi, strict=True)]
 
 
 def weighted_hdi(

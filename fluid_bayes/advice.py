@@ -9,7 +9,12 @@ trigger of :class:`RefitThresholds` fires:
    them: their posteriors widen and they cannot be ranked against each other);
 2. the calibration fit did not converge (max R-hat above ``max_rhat`` or more than
    ``max_divergences`` divergent transitions): the bank itself is not trustworthy;
-3. optionally (off by default), a share of at least ``misfit_share`` of the new models
+3. at least ``beyond_share`` of the new models (and at least ``min_beyond``) lie above
+   every calibration subject with probability ``beyond_prob``: the new generation has
+   moved past the range the bank was calibrated on, where its item parameters are
+   extrapolations (and the ``auto`` stopping gap is undefined), even if the bank still
+   has information there;
+4. optionally (off by default), a share of at least ``misfit_share`` of the new models
    misfit (person-fit p-value below ``misfit_p``).
 
 Item misfit and Pareto k of the bank check are reported as notes, not triggers: a refit
@@ -55,6 +60,18 @@ class RefitThresholds:
     min_at_ceiling : int, default 1
         Refit once this many new models are at the ceiling: one model the bank cannot
         resolve already means the leaderboard's top is unmeasured.
+    beyond_prob : float, default 0.9
+        A new model is beyond the calibrated range when ``P(ability > the best
+        calibration subject's ability)`` is at least this ...
+    beyond_share : float or None, default 0.5
+        ... and refit when at least this share of the new models (and at least
+        ``min_beyond``) are. ``None`` turns the trigger off. One new model at the top of
+        the leaderboard is a note, not a refit: each release is expected to be the best.
+        A control from the calibration population rarely qualifies: with 14 calibration
+        models and 5 new ones drawn from the same population, 3 of the 5 above all 14
+        has chance (5/19)(4/18)(3/17) = 1%.
+    min_beyond : int, default 2
+        See ``beyond_share``.
     max_rhat : float, default 1.01
         Refit when the calibration's max R-hat exceeds this (the package's convergence
         criterion, :data:`fluid_bayes.diagnostics.RHAT_MAX`) ...
@@ -75,6 +92,9 @@ class RefitThresholds:
     ceiling_prob: float = CEILING_PROB
     hard_accuracy: float = HARD_ACCURACY
     min_at_ceiling: int = 1
+    beyond_prob: float = 0.9
+    beyond_share: float | None = 0.5
+    min_beyond: int = 2
     max_rhat: float = RHAT_MAX
     max_divergences: int = 0
     misfit_p: float = 0.01
@@ -97,8 +117,9 @@ class RefitAdvice:
         Of the calibration fit (None without a bank check or MCMC diagnostics).
     n_items_bad_pareto_k, n_items_ppc_extreme : int or None
         From the bank check (None without one).
-    n_new_models, n_new_models_at_ceiling, n_new_models_misfit : int
-        Counts over the new models.
+    n_new_models, n_new_models_at_ceiling, n_new_models_misfit, n_new_models_beyond : int
+        Counts over the new models (``beyond``: above every calibration subject with
+        probability ``beyond_prob``).
     new_models : tuple of dict
         Per new model: ``subject, theta_mean, theta_sd, at_ceiling, ppc_p`` and the
         evidence behind ``at_ceiling``.
@@ -116,6 +137,7 @@ class RefitAdvice:
     n_new_models: int
     n_new_models_at_ceiling: int
     n_new_models_misfit: int
+    n_new_models_beyond: int
     new_models: tuple[dict[str, Any], ...]
     thresholds: RefitThresholds = field(default_factory=RefitThresholds)
 
@@ -201,8 +223,9 @@ def advise(
             f"{len(check.subjects)} subjects with Pareto k > {check.good_k:.2f} (reported, "
             "not a refit trigger)"
         )
-    mis = t.iloc[:0]
+    mis = beyond = t.iloc[:0]
     if new is not None:
+        beyond = _beyond(new, t, th, fired, passed, notes)
         mis = _misfit(new, t, th, fired, passed, notes)
     models = tuple(
         {"subject": str(s), **{k: _plain(r[k]) for k in _MODEL_KEYS}} for s, r in t.iterrows()
@@ -218,6 +241,7 @@ def advise(
         n_new_models=len(t),
         n_new_models_at_ceiling=len(ceil),
         n_new_models_misfit=len(mis),
+        n_new_models_beyond=len(beyond),
         new_models=models,
         thresholds=th,
     )
@@ -252,6 +276,34 @@ def _ceiling(new, th, fired, passed):
     return t, ceil
 
 
+def _beyond(new, t, th, fired, passed, notes):
+    """The beyond-the-calibrated-range trigger of :func:`advise`; returns its rows."""
+    p = t["p_above_calibration"]
+    beyond = t[p >= th.beyond_prob]
+    msg = (f"{len(beyond)} of {len(t)} new model(s) above every calibration subject (P "
+           f"above the best one, ability {new.calibration_theta_max:+.2f}, >= "
+           f"{th.beyond_prob})")  # fmt: skip
+    if len(beyond):
+        msg += ": " + "; ".join(
+            f"{s} (theta {r.theta_mean:+.2f} +- {r.theta_sd:.2f}, P {r.p_above_calibration:.2f})"
+            for s, r in beyond.iterrows()
+        )
+    if p.isna().all():
+        notes.append("the bank has no calibration abilities: the calibrated range is unknown")
+    elif th.beyond_share is None:
+        notes.append(msg + " (not a trigger: beyond_share is off)")
+    else:
+        need = max(th.min_beyond, math.ceil(th.beyond_share * len(t)))
+        if len(beyond) >= need:
+            fired.append(f"{msg}; at least {need} needed: the new models have moved past the "
+                         "range the bank was calibrated on, where its item parameters are "
+                         "extrapolated")  # fmt: skip
+        else:
+            passed.append(f"{msg}; {need} needed (beyond_share {th.beyond_share}, min_beyond "
+                          f"{th.min_beyond})")  # fmt: skip
+    return beyond
+
+
 def _misfit(new, t, th, fired, passed, notes):
     """The person-fit trigger and the new-model notes of :func:`advise`."""
     mis = t[t["ppc_p"] < th.misfit_p]
@@ -263,10 +315,6 @@ def _misfit(new, t, th, fired, passed, notes):
         fired.append(mis_msg)
     else:
         passed.append(mis_msg)
-    above = t[t["p_above_calibration"] > 0.5]
-    if len(above):
-        notes.append(f"{len(above)} new model(s) probably above every calibration subject "
-                     f"(extrapolated): {_show(above.index)}")  # fmt: skip
     if new.extra_items:
         notes.append(f"{len(new.extra_items)} item(s) of the new data are not in the bank "
                      "(a refit could add them)")  # fmt: skip

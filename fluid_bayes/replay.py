@@ -38,7 +38,7 @@ from .ability import (
 from .exceptions import DataError
 from .responses import ResponseMatrix
 from .selection import BankArrays
-from .session import Session, SessionConfig, SessionResult, Step
+from .session import Session, SessionConfig, SessionResult, Trajectory
 
 __all__ = ["ReplayReport", "ReplayResult", "replay", "score_all"]
 
@@ -181,26 +181,26 @@ def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list
     cfg, rule = probe.config, probe.stop_rule
     excluded = probe._unavailable.copy()
     items, theta, se = _kernels.replay_paper(
-        answers, arrays.a_point, arrays.b_point, arrays.order, excluded,
+        answers, arrays.a_point, arrays.b_point, arrays.order, arrays.mfi_ranking, excluded,
         np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
         rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,
     )  # fmt: skip
-    out = []
     ids = arrays.items
     n_done = (items >= 0).sum(axis=1)
+    n_avail = (~excluded[None, :] & ~np.isnan(answers)).sum(axis=1) - n_done
+    ests = [
+        AbilitySummary.normal(theta[k, n - 1], se[k, n - 1]) if n else probe.estimate()
+        for k, n in enumerate(n_done.tolist())
+    ]
+    acc = arrays.point_accuracy(np.array([(e.mean, e.hdi_low, e.hdi_high) for e in ests]))
+    out = []
     for k, subject in enumerate(subjects):
-        n = int(n_done[k])
+        n, est = int(n_done[k]), ests[k]
         js = items[k, :n]
-        steps = tuple(map(Step, [ids[j] for j in js.tolist()],
-                          answers[k, js].astype(int).tolist(), theta[k, :n].tolist(),
-                          se[k, :n].tolist()))  # fmt: skip
-        est = AbilitySummary.normal(theta[k, n - 1], se[k, n - 1]) if n else probe.estimate()
-        n_avail = int((~excluded & ~np.isnan(answers[k])).sum()) - n
-        reason = rule.reason(n, est.sd, n_avail) or "not stopped"
-        acc = arrays.point_accuracy(np.array([est.mean, est.hdi_low, est.hdi_high]))
+        steps = Trajectory(ids, js, answers[k, js], theta[k, :n], se[k, :n])
+        reason = rule.reason(n, est.sd, int(n_avail[k])) or "not stopped"
         out.append(SessionResult(subject, probe.bank.config_hash, "map", "mfi", est,
-                                 float(acc[0]), float(acc[1]), float(acc[2]), reason,
-                                 steps))  # fmt: skip
+                                 *map(float, acc[k]), reason, steps))  # fmt: skip
     return out
 
 

@@ -36,7 +36,10 @@ __all__ = ["SELECTORS", "BankArrays", "criterion", "pick"]
 SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 #: candidates re-scored exactly by ``expected-fi``
 RERANK = 10
+_ONE_NODE = np.zeros(1)  # top_candidates on ready-made scores (one "node")
 _TABLE_BLOCK_BYTES = 64 * 2**20  # memory of one (draws, nodes, items) block of the tables
+# per-node item rankings of the MFI kernel: node spacing over [-4, 4], items kept per node
+_RANK_STEP, _RANK_RANGE, _RANK_KEEP = 0.01, (-4.0, 4.0), 1024
 
 
 @dataclass(eq=False)
@@ -48,7 +51,8 @@ class BankArrays:
     items : tuple of str
         Item ids in bank order (``N``).
     a, b : numpy.ndarray
-        Posterior draws, shape ``(S, N)`` (chains and draws stacked).
+        Posterior draws, shape ``(S, N)`` (chains and draws stacked), stored item-major
+        (one item's draws are contiguous: a session reads them an item at a time).
     a_point, b_point : numpy.ndarray
         Posterior means, shape ``(N,)`` (the paper's point estimates).
     nodes : numpy.ndarray
@@ -72,8 +76,8 @@ class BankArrays:
         b = b.reshape(-1, b.shape[-1])
         return cls(
             items=bank.items,
-            a=np.ascontiguousarray(a),
-            b=np.ascontiguousarray(b),
+            a=np.ascontiguousarray(a.T).T,
+            b=np.ascontiguousarray(b.T).T,
             a_point=a.mean(axis=0),
             b_point=b.mean(axis=0),
             nodes=ability_grid() if nodes is None else np.asarray(nodes, dtype=np.float64),
@@ -95,6 +99,36 @@ class BankArrays:
         if "order" not in self._tables:
             self._tables["order"] = np.argsort(-self.a_point, kind="stable")
         return self._tables["order"]
+
+    @property
+    def mfi_ranking(self) -> tuple:
+        """Items ranked by point Fisher information at nodes 0.01 apart on [-4, 4].
+
+        ``(ranked, ranked_info, g_lo, g_step, a_max)`` for
+        :func:`fluid_bayes._kernels.mfi_argmax_ranked`: the first ``min(N, 1024)``
+        items per node (int32 ``(801, M)``) and their information there.
+        """
+        if "ranked" not in self._tables:
+            lo, hi = _RANK_RANGE
+            nodes = np.linspace(lo, hi, int(round((hi - lo) / _RANK_STEP)) + 1)
+            m = min(self.n_items, _RANK_KEEP)
+            ranked = np.empty((nodes.size, m), dtype=np.int32)
+            info = np.empty((nodes.size, m))
+            a, b = self.a_point, self.b_point
+            rows = max(1, _TABLE_BLOCK_BYTES // (8 * self.n_items))
+            for g0 in range(0, nodes.size, rows):
+                x = a * (nodes[g0 : g0 + rows, None] - b)
+                full = a * a * irt.expit(x) * irt.expit(-x)
+                top = np.argpartition(-full, m - 1, axis=1)[:, :m] if m < self.n_items else (
+                    np.broadcast_to(np.arange(m), full.shape))  # fmt: skip
+                vals = np.take_along_axis(full, top, axis=1)
+                srt = np.argsort(-vals, axis=1, kind="stable")
+                ranked[g0 : g0 + rows] = np.take_along_axis(top, srt, axis=1)
+                info[g0 : g0 + rows] = np.take_along_axis(vals, srt, axis=1)
+            self._tables["ranked"] = ranked
+            self._tables["ranked_info"] = info
+        return (self._tables["ranked"], self._tables["ranked_info"], _RANK_RANGE[0],
+                _RANK_STEP, float(self.a_point.max()))  # fmt: skip
 
     def _build_tables(self) -> None:
         g = self.nodes.size
@@ -138,13 +172,13 @@ class BankArrays:
     def point_accuracy(self, theta: np.ndarray) -> np.ndarray:
         """Mean over bank items of ``p(correct | theta)`` on point parameters."""
         theta = np.asarray(theta, dtype=np.float64)
-        return irt.icc(theta[..., None], self.a_point, self.b_point).mean(axis=-1)
+        flat = np.ascontiguousarray(theta.ravel())
+        return _kernels.mean_icc(flat, self.a_point, self.b_point).reshape(theta.shape)
 
     def expected_information(self, theta: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Exact posterior-expected information of ``items`` (B, K) at ``theta`` (B,)."""
-        a = self.a[:, items]  # (S, B, K)
-        b = self.b[:, items]
-        return irt.fisher_information(theta[None, :, None], a, b).mean(axis=0)
+        return _kernels.expected_information(self.a, self.b, np.asarray(theta, np.float64),
+                                             np.asarray(items, np.int64))  # fmt: skip
 
     def nbytes(self) -> int:
         """Memory held by the arrays and the tables built so far, in bytes."""
@@ -266,7 +300,30 @@ def pick(
     return out
 
 
+def expected_fi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
+    """``expected-fi`` for one session, as :func:`pick` does it (-1: none left).
+
+    The ``RERANK`` best available items by the interpolated ``info_table`` at
+    ``theta``, re-scored exactly over the draws; ties to the lowest index.
+    """
+    th = np.array([float(theta)])
+    cand = _kernels.top_candidates(arrays.info_table, arrays.nodes, th, unavailable[None, :],
+                                   min(RERANK, arrays.n_items))[0]  # fmt: skip
+    if cand[0] < 0:
+        return -1
+    exact = arrays.expected_information(th, cand[None, :])[0]
+    return int(cand[int(np.argmax(exact))])
+
+
 def mfi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
     """The paper's MFI choice for one session by the pruned kernel (-1: none left)."""
-    return int(_kernels.mfi_argmax(float(theta), arrays.a_point, arrays.b_point,
-                                   arrays.order, unavailable))  # fmt: skip
+    return int(
+        _kernels.mfi_argmax_ranked(
+            float(theta),
+            arrays.a_point,
+            arrays.b_point,
+            arrays.order,
+            unavailable,
+            *arrays.mfi_ranking,
+        )
+    )

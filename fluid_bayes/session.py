@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,7 +46,7 @@ from .ability import (
     weighted_hdi,
 )
 from .exceptions import DataError
-from .selection import SELECTORS, BankArrays, criterion, mfi_fast, pick
+from .selection import SELECTORS, BankArrays, criterion, expected_fi_fast, mfi_fast, pick
 from .stopping import StopRule, auto_sd_threshold
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "SessionConfig",
     "SessionResult",
     "Step",
+    "Trajectory",
     "run_session",
 ]
 
@@ -157,6 +158,63 @@ class Step(NamedTuple):
     theta_sd: float
 
 
+class Trajectory(Sequence):
+    """A session's steps held as arrays; reads as a tuple of :class:`Step`.
+
+    Replays build one per subject from the kernel's output without creating a Python
+    object per step; a :class:`Step` is made when one is read.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Item ids of the bank.
+    index : numpy.ndarray
+        Bank indices of the administered items, in order.
+    answers, theta_mean, theta_sd : numpy.ndarray
+        Per step: the answer (0/1) and the estimate after it.
+    """
+
+    __slots__ = ("_ids", "_index", "_answers", "_mean", "_sd")
+
+    def __init__(self, ids, index, answers, theta_mean, theta_sd) -> None:
+        self._ids = ids
+        self._index = np.asarray(index, dtype=np.int64)
+        self._answers = np.asarray(answers, dtype=np.int64)
+        self._mean = np.asarray(theta_mean, dtype=np.float64)
+        self._sd = np.asarray(theta_sd, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return self._index.size
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return tuple(self)[k]
+        k = range(len(self))[k]  # negative indices; IndexError past the end
+        return Step(self._ids[int(self._index[k])], int(self._answers[k]),
+                    float(self._mean[k]), float(self._sd[k]))  # fmt: skip
+
+    def __iter__(self):
+        ids = self._ids
+        return map(Step, [ids[j] for j in self._index.tolist()], self._answers.tolist(),
+                   self._mean.tolist(), self._sd.tolist())  # fmt: skip
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Trajectory({len(self)} steps)"
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """Administered item ids in order."""
+        ids = self._ids
+        return tuple(ids[j] for j in self._index.tolist())
+
+
 @dataclass(frozen=True)
 class SessionResult:
     """What an adaptive session measured.
@@ -175,8 +233,9 @@ class SessionResult:
         Expected accuracy over all bank items (0-1) with its 94% interval.
     stop_reason : str
         ``"sd"``, ``"max_items"``, ``"exhausted"`` or ``"not stopped"``.
-    steps : tuple of Step
-        Items in order, answers and the provisional estimates.
+    steps : sequence of Step
+        Items in order, answers and the provisional estimates (a tuple, or a
+        :class:`Trajectory` from a replay).
     """
 
     subject: str
@@ -188,7 +247,7 @@ class SessionResult:
     accuracy_low: float
     accuracy_high: float
     stop_reason: str
-    steps: tuple[Step, ...] = field(default=())
+    steps: Sequence[Step] = field(default=())
 
     @property
     def n_items(self) -> int:
@@ -198,6 +257,8 @@ class SessionResult:
     @property
     def items(self) -> tuple[str, ...]:
         """Administered item ids in order."""
+        if isinstance(self.steps, Trajectory):
+            return self.steps.items
         return tuple(s.item for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
@@ -373,6 +434,8 @@ class Session:
         theta = self._point()
         if cfg.select == "mfi" and cfg.randomesque == 1:
             return mfi_fast(self.arrays, theta, self._unavailable)
+        if cfg.select == "expected-fi" and cfg.randomesque == 1:
+            return expected_fi_fast(self.arrays, theta, self._unavailable)
         weights = None
         if cfg.select == "mpwi":
             weights = self._grid_weights()[None, :]

@@ -246,6 +246,53 @@ def test_mfi_ties_go_to_lowest_index():
     assert s.next_item() == "q1"
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_items=st.sampled_from([7, 300, 1500]))
+def test_ranked_mfi_is_the_brute_force_argmax(seed, n_items):
+    """The per-node ranking kernel picks exactly ``argmax a^2 p q`` (ties: lowest index)."""
+    from fluid_bayes import _kernels
+
+    rng = np.random.default_rng(seed)
+    a = np.exp(rng.normal(0.3, 0.7, n_items))
+    b = rng.normal(0.3, 1.0, n_items)
+    dup = rng.choice(n_items, min(n_items, 6), replace=False)  # exact ties
+    a[dup[3:]], b[dup[3:]] = a[dup[:3]], b[dup[:3]]
+    arr = BankArrays.from_bank(_point_bank(a, b))
+    if n_items == 1500:  # more items than each node ranks: the fallback scan decides
+        assert arr.mfi_ranking[0].shape == (801, 1024)
+    for theta in np.concatenate([rng.uniform(-4.5, 4.5, 6), [4.0, -4.0, 0.005, 9.0]]):
+        used = rng.random(n_items) < rng.choice([0.0, 0.3, 0.97])
+        info = np.where(used, -np.inf, a * a * expit(a * (theta - b)) * expit(-a * (theta - b)))
+        want = int(np.argmax(info)) if not used.all() else -1
+        got = _kernels.mfi_argmax_ranked(theta, a, b, arr.order, used, *arr.mfi_ranking)
+        assert got == want == _kernels.mfi_argmax(theta, a, b, arr.order, used)
+
+
+def test_warm_started_map_is_the_root():
+    """Each provisional MAP of a replayed session is the score's root to 1e-12."""
+    from scipy.optimize import brentq
+
+    bank = synthetic_bank(n_items=200, n_draws=10, seed=3)
+    data = simulated_answers(bank, 6, seed=4)
+    res = replay(bank, data, method="paper", max_items=120)
+    pe = bank.point_estimates()
+    for r in res.results:
+        ids = [st_.item for st_ in r.steps]
+        a, b = pe.loc[ids, "a"].to_numpy(), pe.loc[ids, "b"].to_numpy()
+        y = np.array([st_.answer for st_ in r.steps], dtype=float)
+        for k in range(1, len(ids) + 1, 7):
+            ak, bk, yk = a[:k], b[:k], y[:k]
+
+            def score(t, ak=ak, bk=bk, yk=yk):
+                return np.sum(ak * (yk - expit(ak * (t - bk)))) - t
+
+            got = r.steps[k - 1].theta_mean
+            if abs(got) < 4.0:
+                assert got == pytest.approx(brentq(score, -4, 4, xtol=1e-14), abs=1e-12)
+            else:  # pinned: the score points out of the range
+                assert np.sign(score(got)) == np.sign(got)
+
+
 def test_expected_fi_is_the_exact_argmax():
     bank = synthetic_bank(n_items=200, n_draws=30, seed=5)
     arr = BankArrays.from_bank(bank)

@@ -277,8 +277,13 @@ def test_calibration_subjects_in_new_data(world):
 def test_thresholds_override_and_convergence_trigger(world, bank_check):
     theta = np.array([3.5, 3.8])
     new = check_new_models(world.bank, world.answers(theta, prefix="top"), seed=1)
-    strict = RefitThresholds(hard_accuracy=1.01)  # nobody can be at the ceiling
-    assert advise(bank_check, new, thresholds=strict).decision == "keep"
+    strict = RefitThresholds(hard_accuracy=1.01)  # nobody can be at the ceiling ...
+    advice = advise(bank_check, new, thresholds=strict)
+    assert advice.decision == "refit" and "above every calibration subject" in advice.reasons[0]
+    off = RefitThresholds(hard_accuracy=1.01, beyond_share=None)  # ... nor beyond counted
+    advice = advise(bank_check, new, thresholds=off)
+    assert advice.decision == "keep" and advice.n_new_models_beyond == 2
+    assert any("beyond_share is off" in n for n in advice.notes)
     ctrl = check_new_models(world.bank, world.answers([0.0, 0.2]), seed=1)
     bad = ConvergenceReport(1.08, 40.0, 60.0, 7, 0.5, (), sampler="nutpie")
     advice = advise(dataclasses.replace(bank_check, convergence=bad), ctrl)
@@ -287,6 +292,29 @@ def test_thresholds_override_and_convergence_trigger(world, bank_check):
     assert "not converged" in advice.reasons[0]
     good = ConvergenceReport(1.004, 900.0, 900.0, 0, 0.8, (), sampler="nutpie")
     assert advise(dataclasses.replace(bank_check, convergence=good), ctrl).decision == "keep"
+
+
+def test_beyond_the_calibrated_range_trigger(world):
+    """Refit when enough new models sit above every calibration subject, not for one."""
+    cal_max = float(world.bank.subjects["theta_mean"].max())
+    new = check_new_models(world.bank, world.answers([0.0, 0.5, -0.5, 0.2]), seed=3)
+    t = new.table.copy()
+    assert (t["p_above_calibration"] < 0.5).all() and not t["at_ceiling"].any()
+    t["p_above_calibration"] = [0.95, 0.3, 0.99, 0.1]  # 2 of 4 beyond at P >= 0.9
+    two = dataclasses.replace(new, table=t)
+    advice = advise(None, two)
+    assert advice.decision == "refit" and advice.n_new_models_beyond == 2
+    assert f"ability {cal_max:+.2f}" in advice.reasons[0] and "new0" in advice.reasons[0]
+    assert "new1" not in advice.reasons[0]
+    # half of 4 is 2; with 3 needed (share 0.75) or one beyond only, it is a keep
+    assert advise(None, two, thresholds=RefitThresholds(beyond_share=0.75)).decision == "keep"
+    t1 = t.assign(p_above_calibration=[0.95, 0.3, 0.5, 0.1])
+    one = advise(None, dataclasses.replace(new, table=t1))
+    assert one.decision == "keep" and one.n_new_models_beyond == 1
+    assert any("1 of 4 new model(s) above every" in r for r in one.reasons)
+    # P exactly at the threshold counts; the threshold is overridable
+    strict = RefitThresholds(beyond_prob=0.99)
+    assert advise(None, two, thresholds=strict).n_new_models_beyond == 1
 
 
 def test_misfit_trigger_is_opt_in(world):
