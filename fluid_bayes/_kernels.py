@@ -47,6 +47,8 @@ __all__ = [
 _BOUND_SLACK = 1.0 + 1e-12
 # fast-math flags that reorder sums and fuse multiply-adds, but keep NaN/inf semantics
 _FAST_SUMS = {"reassoc", "contract", "arcp", "nsz"}
+
+
 @njit(cache=True, inline="always")
 def expit(x: float) -> float:
     """Stable logistic function."""
@@ -173,6 +175,8 @@ def grid_summaries(nodes, weights, prob, n_starts):
     ``numpy.interp``). Returns four (B,) arrays.
     """
     n_b, n_g = weights.shape
+    if n_g < 2 or nodes.size != n_g:
+        raise ValueError("grid summaries need at least 2 nodes, one per weight")
     h = nodes[1] - nodes[0]
     edges = np.empty(n_g + 1)
     edges[:n_g] = nodes - h / 2

@@ -158,11 +158,20 @@ class Step(NamedTuple):
     theta_sd: float
 
 
+def _frozen(x, dtype) -> np.ndarray:
+    """A read-only copy (results must not change with the arrays they came from)."""
+    out = np.array(x, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
 class Trajectory(Sequence):
     """A session's steps held as arrays; reads as a tuple of :class:`Step`.
 
     Replays build one per subject from the kernel's output without creating a Python
-    object per step; a :class:`Step` is made when one is read.
+    object per step; a :class:`Step` is made when one is read. It compares, hashes,
+    concatenates and pickles as that tuple; ``dataclasses.asdict`` keeps it as it is
+    (use ``SessionResult.to_dict`` or ``tuple(steps)`` for JSON).
 
     Parameters
     ----------
@@ -178,10 +187,10 @@ class Trajectory(Sequence):
 
     def __init__(self, ids, index, answers, theta_mean, theta_sd) -> None:
         self._ids = ids
-        self._index = np.asarray(index, dtype=np.int64)
-        self._answers = np.asarray(answers, dtype=np.int64)
-        self._mean = np.asarray(theta_mean, dtype=np.float64)
-        self._sd = np.asarray(theta_sd, dtype=np.float64)
+        self._index = _frozen(index, np.int64)
+        self._answers = _frozen(answers, np.int64)
+        self._mean = _frozen(theta_mean, np.float64)
+        self._sd = _frozen(theta_sd, np.float64)
 
     def __len__(self) -> int:
         return self._index.size
@@ -199,14 +208,25 @@ class Trajectory(Sequence):
                    self._mean.tolist(), self._sd.tolist())  # fmt: skip
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, Sequence):
+        if isinstance(other, (tuple, Trajectory)):
             return len(self) == len(other) and tuple(self) == tuple(other)
         return NotImplemented
 
-    __hash__ = None
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other):
+        return tuple(self) + tuple(other) if isinstance(other, (tuple, Trajectory)) else (
+            NotImplemented)  # fmt: skip
+
+    def __radd__(self, other):
+        return tuple(other) + tuple(self) if isinstance(other, tuple) else NotImplemented
+
+    def __reduce__(self):
+        return tuple, (tuple(self),)  # pickles (and copies) as the plain tuple it reads as
 
     def __repr__(self) -> str:
-        return f"Trajectory({len(self)} steps)"
+        return repr(tuple(self))
 
     @property
     def items(self) -> tuple[str, ...]:

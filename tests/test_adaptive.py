@@ -3,6 +3,7 @@ selection and stopping properties, sessions (JSON, errors) and replay."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -400,6 +401,32 @@ def test_replay_equals_sessions(method):
     assert list(trace.columns) == ["subject", "step", "item", "answer", "theta_mean", "theta_sd"]
     assert len(trace) == 9 * 15 and (trace.groupby("subject")["item"].nunique() == 15).all()
     assert len(rep.report.missing) == 9 and rep.summary["n_items"].eq(15).all()
+
+
+def test_replay_trajectory_reads_as_the_session_tuple():
+    """A replayed result's steps behave as the tuple a live session gives."""
+    import pickle
+
+    bank = synthetic_bank(seed=12)
+    data = simulated_answers(bank, 2, seed=13)
+    res = replay(bank, data, method="paper", max_items=12).results[0]
+    row = dict(zip(data.items, data.values[0], strict=True))
+    live = run_session(bank, row.__getitem__, subject=data.subjects[0], method="paper",
+                       max_items=12)  # fmt: skip
+    steps = res.steps
+    assert steps == live.steps and live.steps == steps and steps != list(live.steps)
+    for a_, b_ in zip(steps, live.steps, strict=True):
+        assert a_.item == b_.item and a_.answer == b_.answer
+        assert a_.theta_mean == pytest.approx(b_.theta_mean, abs=1e-12)
+    assert hash(res) == hash(dataclasses.replace(res, steps=tuple(steps)))
+    assert steps[-1] == tuple(steps)[-1] and steps[2:5] == tuple(steps)[2:5]
+    assert steps + () == tuple(steps) and () + steps == tuple(steps)
+    assert pickle.loads(pickle.dumps(res)) == res
+    assert json.loads(json.dumps(res.to_dict()))["trajectory"][0]["item"] == steps[0].item
+    with pytest.raises(ValueError, match="read-only"):
+        steps._mean[0] = 9.0  # results do not change with the kernel's arrays
+    with pytest.raises(IndexError):
+        steps[12]
 
 
 def test_replay_reports_items_outside_the_bank():

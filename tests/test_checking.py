@@ -304,14 +304,15 @@ def test_beyond_the_calibrated_range_trigger(world):
     two = dataclasses.replace(new, table=t)
     advice = advise(None, two)
     assert advice.decision == "refit" and advice.n_new_models_beyond == 2
-    assert f"ability {cal_max:+.2f}" in advice.reasons[0] and "new0" in advice.reasons[0]
+    assert f"ability, {cal_max:+.2f}" in advice.reasons[0] and "new0" in advice.reasons[0]
     assert "new1" not in advice.reasons[0]
     # half of 4 is 2; with 3 needed (share 0.75) or one beyond only, it is a keep
     assert advise(None, two, thresholds=RefitThresholds(beyond_share=0.75)).decision == "keep"
-    t1 = t.assign(p_above_calibration=[0.95, 0.3, 0.5, 0.1])
+    t1 = t.assign(p_above_calibration=[0.95, 0.3, 0.6, 0.1])
     one = advise(None, dataclasses.replace(new, table=t1))
     assert one.decision == "keep" and one.n_new_models_beyond == 1
     assert any("1 of 4 new model(s) above every" in r for r in one.reasons)
+    assert any("probably (P > 0.5)" in n and "new2" in n for n in one.notes)
     # P exactly at the threshold counts; the threshold is overridable
     strict = RefitThresholds(beyond_prob=0.99)
     assert advise(None, two, thresholds=strict).n_new_models_beyond == 1
