@@ -33,7 +33,8 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (1000)")
     g.add_argument("--chains", type=int, default=4, help="chains (4; run 2 at a time here)")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (0.9)")
+    g.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default 0.95 marginal, 0.9 joint)")  # fmt: skip
     g.add_argument(
         "--backend",
         choices=("auto", "jax", "numba"),

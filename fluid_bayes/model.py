@@ -475,7 +475,7 @@ class HierarchicalTwoPL:
         chains: int = 4,
         seed: int = 0,
         progress: bool = False,
-        target_accept: float = 0.9,
+        target_accept: float | None = None,
         strict: bool = False,
         backend: str = "auto",
     ):
@@ -494,8 +494,10 @@ class HierarchicalTwoPL:
             Seeds sampling and the ability draws of the marginal model.
         progress : bool
             Show the sampler's progress bar.
-        target_accept : float
-            NUTS target acceptance rate.
+        target_accept : float, optional
+            NUTS target acceptance rate; by default
+            :data:`fluid_bayes.fitting.TARGET_ACCEPT` of the likelihood (0.95 for the
+            marginal one, 0.9 for the joint one).
         strict : bool
             Raise :class:`~fluid_bayes.exceptions.ConvergenceError` if not converged.
         backend : {"auto", "numba", "jax"}
