@@ -29,21 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from fluid_bayes import HierarchicalTwoPL, ItemBank, read_responses
+from fluid_bayes.demo import saturation_split
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "fluid_bayes" / "data" / "chembench" / "responses.csv"
 OUT = REPO / "benchmarks" / "results" / "saturation"
 N_STRONG, N_CONTROL, SPLIT_SEED = 5, 3, 0
-
-
-def split(data) -> tuple[list[str], list[str], list[str]]:
-    """(calibration, strongest, control) subject ids; weakest first within each."""
-    order = data.accuracy().sort_values().index.tolist()
-    strong, weak = order[-N_STRONG:], order[:-N_STRONG]
-    rng = np.random.default_rng(SPLIT_SEED)
-    control = sorted(rng.choice(weak, N_CONTROL, replace=False).tolist(), key=order.index)
-    calib = [s for s in weak if s not in control]
-    return calib, strong, control
 
 
 def calibrate(data, calib: list[str], path: Path, draws: int) -> ItemBank:
@@ -82,7 +73,8 @@ def main() -> None:
                     "this often (an easier benchmark the strongest saturate)")  # fmt: skip
     args = ap.parse_args()
     data = read_responses(DATA)
-    calib, strong, control = split(data)
+    calib, strong, control = saturation_split(data, n_strong=N_STRONG, n_control=N_CONTROL,
+                                              seed=SPLIT_SEED)  # fmt: skip
     tag = f"d{args.draws}"
     if args.easy is not None:
         p_calib = np.nanmean(data.select(subjects=calib).values, axis=0)

@@ -40,7 +40,6 @@ __all__ = [
     "mfi_argmax",
     "mfi_argmax_ranked",
     "replay_paper",
-    "score_and_information",
 ]
 
 # a^2 p q can exceed a^2 / 4 by rounding; the pruning bound is widened by this factor
@@ -231,10 +230,9 @@ def top_candidates(table, nodes, theta, unavailable, m):
     """The ``m`` available items of largest interpolated score, per session.
 
     ``table`` (G, N) scores items at ``nodes``; each session's row is interpolated
-    linearly at its ``theta`` (B,) (clipped to the nodes). With one node (G = 1) the
-    table row is used as it is. ``unavailable`` (B, N). Returns (B, m) item indices
-    in increasing order, padded with -1 when fewer than ``m`` items are available;
-    among equal scores the lower index is kept.
+    linearly at its ``theta`` (B,) (clipped to the nodes). ``unavailable`` (B, N).
+    Returns (B, m) item indices in increasing order, padded with -1 when fewer than
+    ``m`` items are available; among equal scores the lower index is kept.
     """
     n_b = theta.size
     n_g, n = table.shape
@@ -242,15 +240,13 @@ def top_candidates(table, nodes, theta, unavailable, m):
     vals = np.empty(m)
     idx = np.empty(m, dtype=np.int64)
     for i in range(n_b):
-        k, w = 0, 0.0
-        if n_g > 1:
-            t = min(max(theta[i], nodes[0]), nodes[n_g - 1])
-            k = min(max(np.searchsorted(nodes, t) - 1, 0), n_g - 2)
-            w = (t - nodes[k]) / (nodes[k + 1] - nodes[k])
+        t = min(max(theta[i], nodes[0]), nodes[n_g - 1])
+        k = min(max(np.searchsorted(nodes, t) - 1, 0), n_g - 2)
+        w = (t - nodes[k]) / (nodes[k + 1] - nodes[k])
         count = 0
         for j in range(n):
             if not unavailable[i, j]:
-                v = table[k, j] if n_g == 1 else (1.0 - w) * table[k, j] + w * table[k + 1, j]
+                v = (1.0 - w) * table[k, j] + w * table[k + 1, j]
                 count = _keep_top(vals, idx, count, v, j)
         out[i, :count] = np.sort(idx[:count])
     return out
@@ -307,18 +303,6 @@ def grid_loglik_sum(a, b, y, nodes):
             acc += log_expit(sign * a[s, j] * (nodes[g] - b[s, j]))
         out[s, g] = acc
     return out
-
-
-@njit(cache=True)
-def score_and_information(a, b, y, k, mu0, prec0, theta):
-    """Score ``T`` and information ``H = -T'`` of the log posterior, first ``k`` items."""
-    t = (mu0 - theta) * prec0
-    h = prec0
-    for i in range(k):
-        p, q = expit_pair(a[i] * (theta - b[i]))
-        t += a[i] * (y[i] - p)
-        h += a[i] * a[i] * p * q
-    return t, h
 
 
 @njit(cache=True, fastmath=_FAST_SUMS)
@@ -381,12 +365,12 @@ def map_newton(a, b, y, k, mu0, prec0, lo, hi, theta0):
         if new >= right or new <= left:
             if new >= hi and not hi_checked:
                 hi_checked = True
-                th, hh = score_and_information(a, b, y, k, mu0, prec0, hi)
+                th, hh, _ = _score_info_curvature(a, b, y, k, mu0, prec0, hi)
                 if th >= 0.0:
                     return hi, hh
             if new <= lo and not lo_checked:
                 lo_checked = True
-                tl, hl = score_and_information(a, b, y, k, mu0, prec0, lo)
+                tl, hl, _ = _score_info_curvature(a, b, y, k, mu0, prec0, lo)
                 if tl <= 0.0:
                     return lo, hl
             new = 0.5 * (left + right)

@@ -28,7 +28,15 @@ from . import irt
 from .bank import ItemBank
 from .io import read_responses
 
-__all__ = ["DATA", "HELD_OUT", "MODELS", "adaptive_demo", "informative_items", "run_demo"]
+__all__ = [
+    "DATA",
+    "HELD_OUT",
+    "MODELS",
+    "adaptive_demo",
+    "informative_items",
+    "run_demo",
+    "saturation_split",
+]
 
 DATA = Path(__file__).resolve().parent / "data"
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -36,6 +44,27 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 #: accuracy ranking; ``benchmarks/heldout_bank.py``)
 HELD_OUT = ("Mistral-8x7b-Instruct", "GPT-3.5 Turbo Zero-T", "Llama-3.1-70B-Instruct",
             "Mistral-Large-2")  # fmt: skip
+
+
+def saturation_split(
+    data, *, n_strong: int = 5, n_control: int = 3, seed: int = 0
+) -> tuple[list[str], list[str], list[str]]:
+    """The real-data saturation scenario: (calibration, strongest, control) subject ids.
+
+    Subjects are ordered by full-benchmark accuracy; the ``n_strong`` most accurate
+    are the new generation, ``n_control`` of the others (seeded) a control from the
+    calibration population, and the rest calibrate the bank. Weakest first within
+    each. On ChemBench with the defaults this is the split of
+    ``models/chembench-weak14.nc`` (``benchmarks/saturation.py``).
+    """
+    import numpy as np
+
+    order = data.accuracy().sort_values().index.tolist()
+    strong, weak = order[-n_strong:], order[:-n_strong]
+    rng = np.random.default_rng(seed)
+    control = sorted(rng.choice(weak, n_control, replace=False).tolist(), key=order.index)
+    calib = [s for s in weak if s not in control]
+    return calib, strong, control
 
 
 def _lsat_table(bank: Any) -> pd.DataFrame:

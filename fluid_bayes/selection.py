@@ -36,7 +36,6 @@ __all__ = ["SELECTORS", "BankArrays", "criterion", "pick"]
 SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 #: candidates re-scored exactly by ``expected-fi``
 RERANK = 10
-_ONE_NODE = np.zeros(1)  # top_candidates on ready-made scores (one "node")
 _TABLE_BLOCK_BYTES = 64 * 2**20  # memory of one (draws, nodes, items) block of the tables
 # per-node item rankings of the MFI kernel: node spacing over [-4, 4], items kept per node
 _RANK_STEP, _RANK_RANGE, _RANK_KEEP = 0.01, (-4.0, 4.0), 1024
@@ -117,8 +116,7 @@ class BankArrays:
             a, b = self.a_point, self.b_point
             rows = max(1, _TABLE_BLOCK_BYTES // (8 * self.n_items))
             for g0 in range(0, nodes.size, rows):
-                x = a * (nodes[g0 : g0 + rows, None] - b)
-                full = a * a * irt.expit(x) * irt.expit(-x)
+                full = irt.fisher_information(nodes[g0 : g0 + rows, None], a, b)
                 top = np.argpartition(-full, m - 1, axis=1)[:, :m] if m < self.n_items else (
                     np.broadcast_to(np.arange(m), full.shape))  # fmt: skip
                 vals = np.take_along_axis(full, top, axis=1)

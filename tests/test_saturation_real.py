@@ -16,11 +16,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
 from fluid_bayes.advice import RefitThresholds, advise
+from fluid_bayes.demo import saturation_split
 from fluid_bayes.newmodels import check_new_models
 
 DATA = Path(__file__).resolve().parents[1] / "fluid_bayes" / "data" / "chembench" / "responses.csv"
@@ -29,10 +29,10 @@ DATA = Path(__file__).resolve().parents[1] / "fluid_bayes" / "data" / "chembench
 @pytest.fixture(scope="module")
 def chembench_split():
     data = read_responses(DATA)
-    order = data.accuracy().sort_values().index.tolist()
-    strong, weak = order[-5:], order[:-5]
-    control = np.random.default_rng(0).choice(weak, 3, replace=False).tolist()
-    calib = [s for s in weak if s not in control]
+    calib, strong, control = saturation_split(data)
+    acc = data.accuracy()
+    assert acc[strong].min() > acc[calib + control].max()  # the 5 most accurate
+    assert len(calib) == 14 and len(control) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a short fit; its R-hat is not under test
         bank = HierarchicalTwoPL().fit(
