@@ -6,13 +6,22 @@ SDs ~0.2 on log a and ~0.3 on b plus a small shared per-draw scale/shift jitter)
 
 1. ``paper`` mode: :func:`fluid_bayes.replay.replay` of ``--subjects`` simulated subjects
    (true abilities ~ N(0, 1), full answers drawn from the 2PL at the point parameters)
-   for ``--items`` items over a ``--bank-items`` bank, against a plain per-session loop
-   written here that does what the paper's reference does: per step, the MAP on the
-   administered items by numpy Newton (N(0, 1) prior, D = 1, theta in [-4, 4], stop at
-   |score| < 1e-6, at most 100 iterations, step halving when |score| does not decrease,
-   bisection fallback), then ``np.argmax`` of Fisher information over the unused items.
-   The loop runs on the first ``--reference-subjects`` subjects; its output (items and
-   abilities) is compared with the replay's on them.
+   for ``--items`` items over a ``--bank-items`` bank, against two plain numpy loops
+   written here, each run on the first ``--reference-subjects`` subjects with its
+   output (items and abilities) compared with the replay's:
+
+   - the *reference-layout loop* does what the paper's reference code does, in its call
+     layout: per step, Fisher information of every bank item at the current estimate and
+     ``np.argmax`` over the unused ones; the answer goes into a bank-length vector (NaN =
+     not asked) that the MAP masks again on every call; the MAP runs Newton on the score
+     with a separate pass for its derivative (N(0, 1) prior, D = 1, theta in [-4, 4],
+     stop at |score| < 1e-6, at most 100 iterations, up to 15 step halvings while
+     |score| does not fall, bisection fallback), warm-started at the previous estimate.
+     This is the issue's comparison ("a plain per-session loop that does what the
+     reference does"; the issue measured the reference at ~300 ms per session).
+   - the *lean loop* is a faster plain loop: the answered items kept in compact arrays,
+     score and information from one pass, the same Newton/halving/bisection rules. It is
+     reported as a stricter comparison.
 2. ``bayes`` mode (expected-FI selection, grid posterior over ``--draws`` item draws):
    replay of ``--bayes-subjects`` subjects and one :func:`run_session`, per session.
 3. Memory of a ``--memory-items`` bank with ``--memory-draws`` draws, built in a child
@@ -53,6 +62,7 @@ if __name__ == "__main__" and "NUMBA_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
+from scipy.special import expit  # noqa: E402
 
 # ----------------------------------------------------------------------- synthetic data
 
@@ -95,8 +105,6 @@ def make_bank(n_items: int, chains: int, draws: int, seed: int):
 
 def simulate_answers(a_point, b_point, n_subjects: int, seed: int):
     """Full 0/1 answers of subjects with abilities ~ N(0, 1), and the abilities."""
-    from scipy.special import expit
-
     rng = np.random.default_rng([seed, 1])
     theta = rng.standard_normal(n_subjects)
     p = expit(a_point[None, :] * (theta[:, None] - b_point[None, :]))
@@ -176,6 +184,75 @@ def reference_session(answers, a, b, max_items: int, start: float = 0.0):
     return items, thetas, ses
 
 
+def _layout_map(y_full, a_full, b_full, theta0, *, mu0=0.0, prec0=1.0, lo=-4.0, hi=4.0):
+    """MAP in the reference's call layout: the whole bank's answer vector per call.
+
+    ``y_full`` holds NaN for the items not asked yet; each call masks it and gathers
+    the answered items, then runs Newton on the score with a separate pass for its
+    derivative, up to 15 step halvings while |score| does not fall, at most 100
+    iterations, and a bisection fallback on ``[lo, hi]``.
+    """
+    seen = ~np.isnan(y_full)
+    a, b, y = a_full[seen], b_full[seen], y_full[seen]
+
+    def score(t):
+        return float(np.sum(a * (y - expit(a * (t - b))))) - (t - mu0) * prec0
+
+    def slope(t):
+        p = expit(a * (t - b))
+        return -float(np.sum(a * a * p * (1.0 - p))) - prec0
+
+    theta = min(max(theta0, lo), hi)
+    for _ in range(100):
+        s = score(theta)
+        if abs(s) < 1e-6:
+            return theta
+        new = min(max(theta - s / slope(theta), lo), hi)
+        for _ in range(15):
+            if abs(score(new)) < abs(s):
+                break
+            new = 0.5 * (new + theta)
+        theta = new
+    s_lo, s_hi = score(lo), score(hi)
+    if s_lo * s_hi > 0:
+        return hi if s_lo > 0 else lo
+    left, right = lo, hi
+    for _ in range(80):
+        mid = 0.5 * (left + right)
+        s_mid = score(mid)
+        if abs(s_mid) < 1e-6:
+            return mid
+        if s_lo * s_mid > 0:
+            left, s_lo = mid, s_mid
+        else:
+            right = mid
+    return 0.5 * (left + right)
+
+
+def reference_layout_session(answers, a, b, max_items: int, start: float = 0.0):
+    """One session as the reference code lays it out: items and MAPs per step.
+
+    Per step: Fisher information of every bank item at the current estimate, used items
+    set to -inf, ``np.argmax``; the answer goes into a bank-length vector (NaN = not
+    asked) that :func:`_layout_map` masks again on every call, warm-started at the
+    previous estimate.
+    """
+    n = a.size
+    used = np.zeros(n, dtype=bool)
+    y_full = np.full(n, np.nan)
+    items, thetas = np.empty(max_items, dtype=np.int64), np.empty(max_items)
+    theta = start
+    for t in range(min(max_items, n)):
+        p = expit(a * (theta - b))
+        info = np.where(used, -np.inf, a * a * p * (1.0 - p))
+        j = int(np.argmax(info))
+        used[j] = True
+        y_full[j] = answers[j]
+        theta = _layout_map(y_full, a, b, theta)
+        items[t], thetas[t] = j, theta
+    return items, thetas
+
+
 # ------------------------------------------------------------------------ the parts
 
 
@@ -192,7 +269,7 @@ def _median_time(fn, repeats: int):
 
 def paper_part(bank, arrays, data, answers, args) -> dict:
     """Paper-mode replay vs the plain loop, with the identical-output check."""
-    from fluid_bayes import _kernels
+    from fluid_bayes import _mapseries
     from fluid_bayes.replay import replay
 
     n_sub, n_ref = data.n_subjects, min(args.reference_subjects, data.n_subjects)
@@ -224,7 +301,7 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
         -4.0,
         4.0,
     )
-    kernel_s, _, kernel_cpu, _ = _median_time(lambda: _kernels.replay_paper(*kernel_args), 1)
+    kernel_s, _, kernel_cpu, _ = _median_time(lambda: _mapseries.replay_paper(*kernel_args), 1)
 
     a, b = arrays.a_point, arrays.b_point
     per_ref, per_ref_cpu, ref_out = [], [], []
@@ -234,7 +311,21 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
         per_ref.append(time.perf_counter() - t0)
         per_ref_cpu.append(time.process_time() - c0)
 
+    per_layout, per_layout_cpu, layout_out = [], [], []
+    for k in range(n_ref):
+        c0, t0 = time.process_time(), time.perf_counter()
+        layout_out.append(reference_layout_session(answers[k], a, b, args.items, 0.0))
+        per_layout.append(time.perf_counter() - t0)
+        per_layout_cpu.append(time.process_time() - c0)
+
     index = {item: j for j, item in enumerate(arrays.items)}
+    layout_same, layout_dtheta = 0, 0.0
+    for k, (items, thetas) in enumerate(layout_out):
+        got = np.array([index[i] for i in res.results[k].items])
+        if got.size == items.size and np.array_equal(got, items):
+            layout_same += 1
+            th = np.array([s.theta_mean for s in res.results[k].steps])
+            layout_dtheta = max(layout_dtheta, float(np.max(np.abs(th - thetas))))
     n_same, max_dtheta, max_dse, first_diff = 0, 0.0, 0.0, []
     for k, (items, thetas, ses) in enumerate(ref_out):
         r = res.results[k]
@@ -254,7 +345,10 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
     ref_cpu_ms = 1e3 * float(np.median(per_ref_cpu))
     replay_ms = 1e3 * replay_s / n_sub
     replay_cpu_ms = 1e3 * replay_cpu / n_sub
+    layout_ms = 1e3 * float(np.median(per_layout))
+    layout_cpu_ms = 1e3 * float(np.median(per_layout_cpu))
     identical = n_same == n_ref and max_dtheta <= 1e-6
+    layout_identical = layout_same == n_ref and layout_dtheta <= 1e-6
     return {
         "subjects": n_sub,
         "items": args.items,
@@ -278,12 +372,23 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
         "speedup_vs_plain_loop_cpu": ref_cpu_ms / replay_cpu_ms,
         "speedup_kernel_only_vs_plain_loop": ref_ms / (1e3 * kernel_s / n_sub),
         "speedup_vs_issue_reference_300ms": REFERENCE_MS / replay_ms,
+        "layout_ms_per_session_median": layout_ms,
+        "layout_ms_per_session_mean": 1e3 * float(np.mean(per_layout)),
+        "layout_cpu_ms_per_session_median": layout_cpu_ms,
+        "speedup_vs_reference_layout": layout_ms / replay_ms,
+        "speedup_vs_reference_layout_cpu": layout_cpu_ms / replay_cpu_ms,
+        "layout_identical_item_sessions": layout_same,
+        "layout_max_abs_theta_diff": layout_dtheta,
+        "layout_identical_output": layout_identical,
         "identical_item_sessions": n_same,
         "max_abs_theta_diff": max_dtheta,
         "max_abs_se_diff": max_dse,
         "differing_sessions": first_diff,
         "identical_output": identical,
-        "target_met": identical and ref_ms / replay_ms >= 50,
+        "target_met_vs_reference_layout": identical
+        and layout_identical
+        and layout_ms / replay_ms >= 50,
+        "target_met_vs_lean_loop": identical and ref_ms / replay_ms >= 50,
     }
 
 
@@ -317,7 +422,7 @@ def _cache_child(seed: int) -> None:
     print(json.dumps({"first_call_s": _first_replay_s(seed)}))
 
 
-def bayes_part(bank, arrays, data, answers, args, reference_ms: float) -> dict:
+def bayes_part(bank, arrays, data, answers, args, reference_ms: float, lean_ms: float) -> dict:
     """Bayesian mode: table build, batched replay and one interactive session."""
     from fluid_bayes.replay import replay
     from fluid_bayes.session import run_session
@@ -365,8 +470,10 @@ def bayes_part(bank, arrays, data, answers, args, reference_ms: float) -> dict:
         "single_matches_replay_items": bool(same),
         "single_vs_replay_max_abs_theta_diff": float(dtheta),
         "reference_ms_per_session": reference_ms,
+        "lean_loop_ms_per_session": lean_ms,
         "replay_target_met": replay_ms <= reference_ms,
         "single_target_met": 1e3 * single_s <= reference_ms,
+        "replay_faster_than_lean_loop": replay_ms <= lean_ms,
     }
 
 
@@ -464,7 +571,13 @@ def print_tables(out: dict) -> None:
     )
     rows = [
         (
-            "plain loop (numpy Newton + argmax), per session",
+            "reference-layout loop, per session",
+            f"{p['layout_ms_per_session_median']:.1f} ms",
+            f"CPU {p['layout_cpu_ms_per_session_median']:.1f} ms, "
+            f"{p['reference_subjects']} subjects",
+        ),
+        (
+            "lean loop (numpy Newton + argmax), per session",
             f"{p['reference_ms_per_session_median']:.1f} ms",
             f"CPU {p['reference_cpu_ms_per_session_median']:.1f} ms, "
             f"{p['reference_subjects']} subjects",
@@ -491,9 +604,14 @@ def print_tables(out: dict) -> None:
             f"{p['ranking_mib']:.1f} MiB",
         ),
         (
-            "speedup vs plain loop (wall / CPU)",
+            "speedup vs reference-layout loop (wall / CPU)",
+            f"{p['speedup_vs_reference_layout']:.1f}x",
+            f"{p['speedup_vs_reference_layout_cpu']:.1f}x; target >= 50x",
+        ),
+        (
+            "speedup vs lean loop (wall / CPU)",
             f"{p['speedup_vs_plain_loop']:.1f}x",
-            f"{p['speedup_vs_plain_loop_cpu']:.1f}x; target >= 50x",
+            f"{p['speedup_vs_plain_loop_cpu']:.1f}x",
         ),
         (
             "speedup vs issue's 300 ms reference",
@@ -501,9 +619,14 @@ def print_tables(out: dict) -> None:
             "",
         ),
         (
-            "identical items / max |d theta|",
+            "identical items / max |d theta|, lean loop",
             f"{p['identical_item_sessions']}/{p['reference_subjects']}",
             f"{p['max_abs_theta_diff']:.1e}",
+        ),
+        (
+            "identical items / max |d theta|, reference layout",
+            f"{p['layout_identical_item_sessions']}/{p['reference_subjects']}",
+            f"{p['layout_max_abs_theta_diff']:.1e}",
         ),
         (
             f"bayes tables ({y['draws']} draws x {y['grid_nodes']} nodes), one-off",
@@ -594,7 +717,15 @@ def main(argv: list[str] | None = None) -> int:
 
     paper = paper_part(bank, arrays, data, answers, args)
     print(f"paper done ({time.perf_counter() - t_start:.0f} s)", flush=True)
-    bayes = bayes_part(bank, arrays, data, answers, args, paper["reference_ms_per_session_median"])
+    bayes = bayes_part(
+        bank,
+        arrays,
+        data,
+        answers,
+        args,
+        paper["layout_ms_per_session_median"],
+        paper["reference_ms_per_session_median"],
+    )
     print(f"bayes done ({time.perf_counter() - t_start:.0f} s)", flush=True)
     out = {
         "benchmark": "adaptive",

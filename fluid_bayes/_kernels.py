@@ -6,9 +6,9 @@ sigma0)`` over ``[lo, hi]`` with ``p = logistic(a (theta - b))`` (D = 1). Its sc
 clipped to the range. :func:`map_newton` finds it by Newton's method safeguarded by a
 bracket (Halley steps: the curvature comes with the same ``exp``); when the root lies
 beyond a bound it evaluates ``T`` at that bound once and returns the bound (the reference
-instead spends all its Newton iterations there). In a session, :func:`map_update`
-predicts the next root in O(1) from the last one, so that usually one pass over the
-answers settles it.
+instead spends all its Newton iterations there). In a session,
+:mod:`fluid_bayes._mapseries` finds most roots without a pass over the answers and
+falls back on :func:`map_newton`.
 
 :func:`mfi_argmax` is the exact argmax of Fisher information ``a^2 p (1 - p)`` over the
 available items with ties to the lowest index. It visits items in order of decreasing
@@ -36,10 +36,8 @@ __all__ = [
     "grid_loglik_sum",
     "map_newton",
     "mean_icc",
-    "map_update",
     "mfi_argmax",
     "mfi_argmax_ranked",
-    "replay_paper",
 ]
 
 # a^2 p q can exceed a^2 / 4 by rounding; the pruning bound is widened by this factor
@@ -383,27 +381,6 @@ def map_newton(a, b, y, k, mu0, prec0, lo, hi, theta0):
 
 
 @njit(cache=True)
-def map_update(a, b, y, k, mu0, prec0, lo, hi, theta_prev, h_prev):
-    """:func:`map_newton` after one more answer, warm-started by a predicted point.
-
-    At an interior MAP of the first ``k - 1`` answers the score is zero, so the score
-    after answer ``k`` is that item's term alone: one Newton step from ``theta_prev``
-    (with ``h_prev``, the information there, plus the new item's) costs O(1) and
-    lands within about ``(a_max / 2) delta^2`` of the new root. ``map_newton`` then
-    finishes from there. At a bound (or for the first answer) it starts at
-    ``theta_prev`` as before; the result does not depend on the start.
-    """
-    start = theta_prev
-    if k >= 2 and lo < theta_prev < hi:
-        j = k - 1
-        p, q = expit_pair(a[j] * (theta_prev - b[j]))
-        guess = theta_prev + a[j] * (y[j] - p) / (h_prev + a[j] * a[j] * p * q)
-        if lo < guess < hi:
-            start = guess
-    return map_newton(a, b, y, k, mu0, prec0, lo, hi, start)
-
-
-@njit(cache=True)
 def mfi_argmax(theta, a, b, order, unavailable):
     """Index of the available item of largest Fisher information at ``theta``.
 
@@ -475,88 +452,3 @@ def mfi_argmax_ranked(
     if m == a.size:  # every item was ranked: the scan was complete
         return best_j
     return mfi_argmax(theta, a, b, order, unavailable)
-
-
-@njit(cache=True, parallel=True)
-def replay_paper(
-    answers,
-    a,
-    b,
-    order,
-    ranking,
-    excluded,
-    start,
-    n_max,
-    min_items,
-    sd_stop,
-    mu0,
-    prec0,
-    lo,
-    hi,
-):
-    """The paper's adaptive procedure for many subjects at once (one thread per subject).
-
-    Parameters
-    ----------
-    answers : float64 (n_subjects, n_items)
-        0/1 answers in bank item order, NaN where a subject has no answer (such items
-        are unavailable to that subject: it gets the next best item it answered).
-    a, b : float64 (n_items,)
-        Point estimates.
-    order : int64 (n_items,)
-        Item indices by decreasing ``a``.
-    ranking : tuple
-        ``(ranked, ranked_info, g_lo, g_step, a_max)`` of :func:`mfi_argmax_ranked`.
-    excluded : bool (n_items,)
-        Items no session may use.
-    start : float64 (n_subjects,)
-        Ability at which the first item is chosen.
-    n_max, min_items : int
-        Most and least items per session.
-    sd_stop : float
-        Stop once the standard error ``1 / sqrt(H)`` falls below it (0 disables).
-    mu0, prec0, lo, hi : float
-        Prior mean and precision, ability range.
-
-    Returns
-    -------
-    items : int64 (n_subjects, n_max)
-        Administered item indices in order, -1 after a session stopped.
-    theta, se : float64 (n_subjects, n_max)
-        Provisional MAP and its standard error after each item (NaN after stopping).
-    """
-    n_subj = answers.shape[0]
-    n_items = a.size
-    ranked, ranked_info, g_lo, g_step, a_max = ranking
-    items = np.full((n_subj, n_max), -1, dtype=np.int64)
-    theta_out = np.full((n_subj, n_max), np.nan)
-    se_out = np.full((n_subj, n_max), np.nan)
-    for s in prange(n_subj):
-        unavailable = excluded.copy()
-        for j in range(n_items):
-            if math.isnan(answers[s, j]):
-                unavailable[j] = True
-        ka = np.empty(n_max)
-        kb = np.empty(n_max)
-        ky = np.empty(n_max)
-        theta = start[s]
-        h = prec0
-        first = np.zeros(ranked.shape[0], dtype=np.int64)
-        for t in range(n_max):
-            j = mfi_argmax_ranked(
-                theta, a, b, order, unavailable, ranked, ranked_info, g_lo, g_step, a_max, first
-            )
-            if j < 0:
-                break
-            unavailable[j] = True
-            ka[t] = a[j]
-            kb[t] = b[j]
-            ky[t] = answers[s, j]
-            theta, h = map_update(ka, kb, ky, t + 1, mu0, prec0, lo, hi, theta, h)
-            items[s, t] = j
-            theta_out[s, t] = theta
-            se = 1.0 / math.sqrt(h)
-            se_out[s, t] = se
-            if sd_stop > 0.0 and t + 1 >= min_items and se < sd_stop:
-                break
-    return items, theta_out, se_out

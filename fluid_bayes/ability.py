@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _kernels
+from . import _kernels, _mapseries
 from ._constants import HDI_PROB
 
 __all__ = [
@@ -169,6 +169,7 @@ class MapState:
         self.prior_mean, self.prior_prec = float(prior_mean), float(prior_sd) ** -2
         self.lo, self.hi = map(float, theta_range)
         self._abc = np.empty((3, capacity))
+        self._series = _mapseries.series_state(float(start))
         self.n = 0
         self.theta = float(start)
         self.se = float(prior_sd)
@@ -179,9 +180,10 @@ class MapState:
             self._abc = np.concatenate([self._abc, np.empty_like(self._abc)], axis=1)
         self._abc[:, self.n] = (a, b, y)
         self.n += 1
-        theta, h = _kernels.map_update(
+        theta, h = _mapseries.series_map_step(
+            self._series, _mapseries.SIGMA_POLY, _mapseries.SIGMA_SUP, _mapseries.FACTORIALS,
             self._abc[0], self._abc[1], self._abc[2], self.n,
-            self.prior_mean, self.prior_prec, self.lo, self.hi, self.theta, self.se**-2,
+            self.prior_mean, self.prior_prec, self.lo, self.hi, self.theta,
         )  # fmt: skip
         self.theta, self.se = float(theta), float(1.0 / np.sqrt(h))
 

@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         help="abilities sampled (joint) or integrated out (marginal); auto by size",
     )
     cal.add_argument(
+        "--frame",
+        choices=("auto", "items", "subjects"),
+        default="auto",
+        help="joint likelihood's sampling frame; auto: subjects if they outnumber items",
+    )
+    cal.add_argument(
         "--priors",
         default=None,
         help='JSON overrides, e.g. \'{"sigma_b": {"dist": "Gamma", "alpha": 2, "beta": 1}}\'',
@@ -247,7 +253,7 @@ def _read_data(args: argparse.Namespace, path: str | None = None, **extra: Any):
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     data = _read_data(args, item_meta=args.items_meta)
     print(str(data.report), file=sys.stderr)
-    bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by)
+    bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by, frame=args.frame)
     path = bank.save(args.out)
     print(bank)
     print(f"wrote {path}")

@@ -31,8 +31,12 @@ Two likelihoods, chosen by measurement (``benchmarks/README.md``):
     no posterior direction moves every item at once; the plain parametrization has
     two such ridges (all abilities and difficulties shifting together; the ability
     scale trading against every discrimination) that left R-hat at 1.06+
-    (``shared/NOTES.md``). The log-likelihood and its gradient are one fused loop
-    (:mod:`fluid_bayes._loglik`).
+    (``shared/NOTES.md``). When subjects outnumber items (1,000 x 100) the roles turn:
+    a hundred items pin the item population less well than a thousand abilities pin
+    theirs, and the item-anchored frame mixed slowly there (R-hat 1.16 at 1,000 x
+    100), so ``frame="auto"`` samples the plain frame, ``theta ~ N(0, 1)``, instead
+    (R-hat 1.009, ``benchmarks/README.md``). The log-likelihood and its gradient are
+    one fused loop (:mod:`fluid_bayes._loglik`).
 
     Results are reported on the **calibration-sample scale**: per posterior draw the
     calibration subjects' abilities are standardized to mean 0 and SD 1 and the item
@@ -83,6 +87,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 CENTERED_MIN_ANSWERS = 100
 Likelihood = Literal["auto", "joint", "marginal"]
 Parametrization = Literal["auto", "centered", "noncentered"]
+Frame = Literal["auto", "items", "subjects"]
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,14 @@ class HierarchicalTwoPL:
         data pin every ``b_j`` and a non-centred ``mu_b`` can only move with all of
         them. ``auto`` centres when the median item has at least
         ``CENTERED_MIN_ANSWERS`` answers.
+    frame : {"auto", "items", "subjects"}
+        The sampler's frame for the joint likelihood (the reported scale is the same).
+        ``items``: the item-anchored frame (item population at mean difficulty 0 and
+        typical discrimination 1); right when items outnumber subjects, as in
+        language-model data. ``subjects``: the plain frame, abilities ~ N(0, 1); right
+        when subjects outnumber items (1,000 subjects x 100 items), where 100 items pin
+        the item population less well than 1,000 abilities pin theirs. ``auto`` picks
+        ``subjects`` when there are more subjects than items, else ``items``.
     """
 
     priors: Priors = field(default_factory=Priors)
@@ -282,6 +295,7 @@ class HierarchicalTwoPL:
     group_by: str | None = None
     n_grid: int = 61
     parametrization: Parametrization = "auto"
+    frame: Frame = "auto"
 
     model_type = "hierarchical-2pl"
 
@@ -293,12 +307,20 @@ class HierarchicalTwoPL:
                 "parametrization must be auto, centered or noncentered, "
                 f"got {self.parametrization!r}"
             )
+        if self.frame not in ("auto", "items", "subjects"):
+            raise ValueError(f"frame must be auto, items or subjects, got {self.frame!r}")
 
     def resolve_likelihood(self, data: ResponseMatrix) -> str:
         """The likelihood actually used for ``data`` (resolves ``auto``)."""
         if self.likelihood != "auto":
             return self.likelihood
         return "marginal" if data.n_items <= MARGINAL_MAX_ITEMS else "joint"
+
+    def resolve_frame(self, data: ResponseMatrix) -> str:
+        """The joint likelihood's sampling frame for ``data`` (resolves ``auto``)."""
+        if self.frame != "auto":
+            return self.frame
+        return "subjects" if data.n_subjects > data.n_items else "items"
 
     def resolve_centered(self, data: ResponseMatrix) -> bool:
         """Whether item parameters are sampled centred for ``data`` (resolves ``auto``)."""
@@ -315,6 +337,7 @@ class HierarchicalTwoPL:
             "group_by": self.group_by,
             "n_grid": self.n_grid,
             "parametrization": self.parametrization,
+            "frame": self.frame,
         }
 
     def config_hash(self) -> str:
@@ -331,6 +354,7 @@ class HierarchicalTwoPL:
             group_by=d.get("group_by"),
             n_grid=int(d.get("n_grid", 61)),
             parametrization=d.get("parametrization", "auto"),
+            frame=d.get("frame", "auto"),
         )
 
     # ------------------------------------------------------------------ graph
@@ -350,7 +374,9 @@ class HierarchicalTwoPL:
                 )
         centered = self.resolve_centered(data)
         with pm.Model(coords=coords) as model:
-            if likelihood == "joint":
+            if likelihood == "joint" and self.resolve_frame(data) == "subjects":
+                self._joint_subjects(data, codes, centered=centered)
+            elif likelihood == "joint":
                 self._joint(data, codes, centered=centered)
             else:
                 self._marginal(data, codes, centered=centered)
@@ -463,6 +489,45 @@ class HierarchicalTwoPL:
         y = np.nan_to_num(data.values, nan=0.0)
         loglik = joint_loglik(theta_star, pt.exp(log_a_star), b_star, y, data.mask)
         pm.Potential("loglik", loglik)
+
+    def _joint_subjects(
+        self, data: ResponseMatrix, codes: np.ndarray | None, *, centered: bool
+    ) -> None:
+        """Abilities sampled in the plain frame, ``theta ~ N(0, 1)``.
+
+        For many subjects and few items: the abilities of hundreds of subjects pin the
+        location and scale of the frame, which the item-anchored frame would leave to
+        the few items. Reported on the calibration-sample scale like :meth:`_joint`.
+        """
+        p = self.priors
+        mu_b, sigma_b = p.mu_b.to_pymc("mu_b_population"), p.sigma_b.to_pymc("sigma_b_population")
+        mu_la = p.mu_log_a.to_pymc("mu_log_a_population")
+        sigma_la = p.sigma_log_a.to_pymc("sigma_log_a")
+        loc_b, loc_la = mu_b, mu_la
+        if codes is not None:
+            tau_b = p.tau_b.to_pymc("tau_b_population")
+            tau_la = p.tau_log_a.to_pymc("tau_log_a")
+            gb = pm.Normal("mu_b_group_raw", 0.0, 1.0, dims=GROUP)
+            ga = pm.Normal("mu_log_a_group_raw", 0.0, 1.0, dims=GROUP)
+            loc_b, loc_la = (mu_b + tau_b * gb)[codes], (mu_la + tau_la * ga)[codes]
+        b, log_a = self._items("_population", loc_b, sigma_b, loc_la, sigma_la, centered=centered)
+        theta = pm.Normal("theta_population", 0.0, 1.0, dims=SUBJECT)
+
+        m = pt.mean(theta)
+        s = pt.sqrt(pt.mean((theta - m) ** 2))
+        pm.Deterministic("theta", (theta - m) / s, dims=SUBJECT)
+        pm.Deterministic("b", (b - m) / s, dims=ITEM)
+        pm.Deterministic("a", pt.exp(log_a) * s, dims=ITEM)
+        pm.Deterministic("mu_b", (mu_b - m) / s)
+        pm.Deterministic("sigma_b", sigma_b / s)
+        pm.Deterministic("mu_log_a", mu_la + pt.log(s))
+        if codes is not None:
+            pm.Deterministic("tau_b", tau_b / s)
+            pm.Deterministic("mu_b_group", (mu_b + tau_b * gb - m) / s, dims=GROUP)
+            pm.Deterministic("mu_log_a_group", mu_la + tau_la * ga + pt.log(s), dims=GROUP)
+
+        y = np.nan_to_num(data.values, nan=0.0)
+        pm.Potential("loglik", joint_loglik(theta, pt.exp(log_a), b, y, data.mask))
 
     # -------------------------------------------------------------------- fit
     def fit(

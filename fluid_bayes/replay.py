@@ -6,7 +6,7 @@ reading the stored answers. Subjects are processed together:
 
 - ``paper`` (``map`` + ``mfi``): a compiled kernel runs all subjects, in parallel
   threads, each step a warm-started safeguarded Newton MAP and a pruned exact argmax
-  (:func:`fluid_bayes._kernels.replay_paper`);
+  (:func:`fluid_bayes._mapseries.replay_paper`);
 - everything else (``bayes``, ``eap``, other rules): one
   :class:`~fluid_bayes.session.Session` per subject reading its stored answers; each
   step is vectorized over item draws x ability nodes (a compiled kernel on the
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import _kernels
+from . import _kernels, _mapseries
 from .ability import (
     THETA_RANGE,
     AbilitySummary,
@@ -180,7 +180,7 @@ def _replay_one(bank, config, arrays, row, subject) -> SessionResult:
 def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list[SessionResult]:
     cfg, rule = probe.config, probe.stop_rule
     excluded = probe._unavailable.copy()
-    items, theta, se = _kernels.replay_paper(
+    items, theta, se = _mapseries.replay_paper(
         answers, arrays.a_point, arrays.b_point, arrays.order, arrays.mfi_ranking, excluded,
         np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
         rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,

@@ -294,6 +294,42 @@ def test_warm_started_map_is_the_root():
                 assert np.sign(score(got)) == np.sign(got)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), sd_log_a=st.sampled_from([0.3, 1.0]),
+       start=st.sampled_from([0.0, 3.9, -6.0]))  # fmt: skip
+def test_series_map_agrees_with_newton_at_every_step(seed, sd_log_a, start):
+    """The session MAP from the score series equals the full Newton MAP to 1e-12.
+
+    Discriminations up to ~e^3 (where the series' radius is smallest), starts at and
+    beyond the range bounds, all-correct runs that pin the MAP at +4; and, with
+    ChemBench-like discriminations, most steps need no pass over the answers (the
+    reason for the series).
+    """
+    from fluid_bayes import _kernels, _mapseries
+
+    rng = np.random.default_rng(seed)
+    n = 150
+    a = np.exp(rng.normal(0.3, sd_log_a, n))
+    b = rng.normal(0.0, 1.5, n)
+    y = (rng.random(n) < expit(a * (rng.normal() - b))).astype(float)
+    if seed % 3 == 0:
+        y[:40] = 1.0  # pinned at +4 for a while
+    st_ = _mapseries.series_state(start)
+    theta, passes = start, 0
+    for k in range(1, n + 1):
+        centre = st_[0]
+        theta, h = _mapseries.series_map_step(
+            st_, _mapseries.SIGMA_POLY, _mapseries.SIGMA_SUP, _mapseries.FACTORIALS,
+            a, b, y, k, 0.0, 1.0, -4.0, 4.0, theta,
+        )  # fmt: skip
+        passes += st_[0] != centre
+        want, h_want = _kernels.map_newton(a, b, y, k, 0.0, 1.0, -4.0, 4.0, 0.0)
+        assert theta == pytest.approx(want, abs=1e-12)
+        assert h == pytest.approx(h_want, rel=1e-7)
+    if sd_log_a < 0.5:
+        assert passes < n / 2
+
+
 def test_expected_fi_is_the_exact_argmax():
     bank = synthetic_bank(n_items=200, n_draws=30, seed=5)
     arr = BankArrays.from_bank(bank)

@@ -81,20 +81,42 @@ def test_lsat_abilities_are_exact_grid_posteriors(lsat7_bank):
 
 
 def test_joint_model_standardizes_abilities_and_recovers():
+    """Both sampling frames of the joint model: identified, recovering, and the same model."""
     sim = to_sample_scale(simulate_2pl(40, 60, seed=3))
-    spec = HierarchicalTwoPL(likelihood="joint")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bank = spec.fit(sim.responses, draws=300, tune=300, seed=2)
-    theta = bank.posterior["theta"]
-    # identification: every draw has sample mean 0 and (population) SD 1
-    np.testing.assert_allclose(theta.mean("subject"), 0.0, atol=1e-9)
-    np.testing.assert_allclose(theta.std("subject"), 1.0, atol=1e-9)
-    s = bank.summary()
-    assert np.corrcoef(s["b_mean"], sim.b)[0, 1] > 0.9
-    assert np.corrcoef(bank.subjects["theta_mean"], sim.theta)[0, 1] > 0.95
-    assert bank.meta.sampler["likelihood"] == "joint"
-    assert set(bank.posterior.data_vars) >= {"a", "b", "theta", "mu_b", "sigma_b"}
+    means = {}
+    for frame in ("items", "subjects"):
+        spec = HierarchicalTwoPL(likelihood="joint", frame=frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bank = spec.fit(sim.responses, draws=300, tune=300, seed=2)
+        theta = bank.posterior["theta"]
+        # identification: every draw has sample mean 0 and (population) SD 1
+        np.testing.assert_allclose(theta.mean("subject"), 0.0, atol=1e-9)
+        np.testing.assert_allclose(theta.std("subject"), 1.0, atol=1e-9)
+        s = bank.summary()
+        assert np.corrcoef(s["b_mean"], sim.b)[0, 1] > 0.9
+        assert np.corrcoef(bank.subjects["theta_mean"], sim.theta)[0, 1] > 0.95
+        assert bank.meta.sampler["likelihood"] == "joint"
+        assert bank.meta.config["frame"] == frame
+        assert set(bank.posterior.data_vars) >= {"a", "b", "theta", "mu_b", "sigma_b"}
+        means[frame] = s
+    # one model in two coordinate systems: the same posterior up to Monte Carlo error
+    for col, tol in (("b_mean", 0.08), ("a_mean", 0.08)):
+        diff = np.abs(means["items"][col] - means["subjects"][col])
+        sd = np.maximum(means["items"][col.replace("mean", "sd")], 0.05)
+        assert np.median(diff / sd) < tol * 4, col
+
+
+def test_joint_frame_follows_the_data_shape():
+    """``auto``: the plain (subjects) frame when subjects outnumber items."""
+    wide, tall = simulate_2pl(20, 50, seed=1).responses, simulate_2pl(60, 40, seed=1).responses
+    assert HierarchicalTwoPL().resolve_frame(wide) == "items"
+    assert HierarchicalTwoPL().resolve_frame(tall) == "subjects"
+    assert HierarchicalTwoPL(frame="items").resolve_frame(tall) == "items"
+    free = {v.name for v in HierarchicalTwoPL(likelihood="joint").build(tall).free_RVs}
+    assert "theta_population" in free and "theta_anchor" not in free
+    with pytest.raises(ValueError, match="frame must be auto, items or subjects"):
+        HierarchicalTwoPL(frame="nope")
 
 
 def test_missing_answers_are_skipped_not_imputed():
