@@ -13,11 +13,8 @@ row), the subject id and the item id. Empty cells and ``NA`` / ``nan`` / ``null`
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fluid_bayes._tables import (
+    NA,
+    Table,
+    check_file,
+    check_header,
+    find_column,
+    json_lines,
+    parse_scores,
+    read_table,
+    row_ids,
+    table_body,
+)
 from fluid_bayes.exceptions import DataError
 from fluid_bayes.responses import ResponseMatrix, _duplicates, from_array
 
@@ -42,183 +51,11 @@ __all__ = [
 
 FORMATS: tuple[str, ...] = ("auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval")
 
-_NA = frozenset({"", "na", "nan", "n/a", "null", "none"})
 _JSON_SUFFIXES = frozenset({".jsonl", ".jsonlines", ".json"})
-_PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _SUBJECT_COLS = ("subject_id", "subject", "model")
 _ITEM_COLS = ("item_id", "item")
 _SCORE_COLS = ("score", "correct", "value", "response")
 _FREQ_COLS = ("freq", "frequency", "count", "n")
-
-
-# -- tables read as text ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Table:
-    """A table read as text: header, rows of cells, and where each row came from."""
-
-    path: str
-    header: list[str]
-    rows: list[list[str]]
-    lines: list[int]  # 1-based line number (text) or data-row number (parquet) per row
-    unit: str  # "line" or "row"
-
-    def where(self, k: int) -> str:
-        """Location of data row ``k`` (0-based), e.g. ``"answers.csv, line 7"``."""
-        return f"{self.path}, {self.unit} {self.lines[k]}"
-
-
-def _check_file(path: str | Path) -> Path:
-    """Return ``path`` as a Path, raising DataError if it is not a readable file."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file")
-    if not p.is_file():
-        raise DataError(f"{path}: not a file")
-    return p
-
-
-def _read_table(path: str | Path) -> _Table:
-    """Read a CSV/TSV or parquet file as text cells, keeping line numbers."""
-    p = _check_file(path)
-    name = str(path)
-    if p.suffix.lower() in _PARQUET_SUFFIXES:
-        return _read_parquet_table(p, name)
-    delimiter = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            last = 0
-            for record in reader:
-                start, last = last + 1, reader.line_num
-                if not record or all(not c.strip() for c in record):
-                    continue  # blank line: no data
-                if header is None:
-                    header = [c.strip() for c in record]
-                    continue
-                if len(record) != len(header):
-                    raise DataError(
-                        f"{name}, line {start}: {len(record)} field(s), but the"
-                        f" header has {len(header)}"
-                    )
-                rows.append([c.strip() for c in record])
-                lines.append(start)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise DataError(f"{name}, line {last + 1}: malformed CSV ({exc})") from exc
-    if header is None:
-        raise DataError(f"{name}: empty file, no subjects")
-    return _Table(name, header, rows, lines, "line")
-
-
-def _read_parquet_table(p: Path, name: str) -> _Table:
-    """Read a parquet file as text cells (a named index becomes the first column)."""
-    try:
-        df = pd.read_parquet(p)
-    except Exception as exc:  # pyarrow raises several unrelated types
-        raise DataError(f"{name}: cannot read as parquet ({exc})") from exc
-    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
-        df = df.reset_index()
-    header = [str(c) for c in df.columns]
-    columns = []
-    for col in df.columns:
-        s = df[col]
-        if pd.api.types.is_bool_dtype(s):
-            s = s.astype("Int8")
-        columns.append(["" if pd.isna(v) else str(v) for v in s.tolist()])
-    rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
-    return _Table(name, header, rows, list(range(1, len(rows) + 1)), "row")
-
-
-def _check_header(table: _Table, *, first: int, kind: str) -> None:
-    """Columns from ``first`` on must be named and unique (they are ``kind`` ids)."""
-    seen: dict[str, int] = {}
-    for k, col in enumerate(table.header[first:], start=first + 1):
-        if not col:
-            raise DataError(f"{table.path}: column {k} of the header has no {kind} id")
-        if col in seen:
-            raise DataError(
-                f"{table.path}: duplicate {kind} {col!r} in the header"
-                f" (columns {seen[col]} and {k})"
-            )
-        seen[col] = k
-
-
-def _row_ids(table: _Table, *, kind: str) -> list[str]:
-    """First-column ids of the data rows, checked non-empty and unique."""
-    ids: list[str] = []
-    seen: dict[str, int] = {}
-    for k, row in enumerate(table.rows):
-        rid = row[0]
-        if rid.lower() in _NA:
-            raise DataError(f"{table.where(k)}: missing {kind} id")
-        if rid in seen:
-            raise DataError(
-                f"{table.where(k)}: duplicate {kind} {rid!r} (first on {table.unit}"
-                f" {table.lines[seen[rid]]})"
-            )
-        seen[rid] = k
-        ids.append(rid)
-    return ids
-
-
-def _parse_scores(cells: np.ndarray, where: Callable[[int, int], str]) -> np.ndarray:
-    """Convert a 2-D array of text cells to float64 scores in [0, 1] (NaN = missing).
-
-    ``where(r, c)`` names the cell's location for messages (file, line, subject, item).
-    """
-    if cells.size == 0:
-        return np.zeros(cells.shape, dtype=np.float64)
-    lowered = np.char.lower(cells.astype(str))
-    missing = np.isin(lowered, list(_NA))
-    text = np.where(missing, "nan", cells.astype(str))
-    try:
-        values = text.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is None:  # find the first offending cell, row by row
-        values = np.empty(cells.shape, dtype=np.float64)
-        for (r, c), raw in np.ndenumerate(text):
-            try:
-                values[r, c] = float(raw)
-            except ValueError:
-                raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not a number") from None
-    values[missing] = np.nan
-    bad = np.argwhere(np.isnan(values) & ~missing)
-    if len(bad):
-        r, c = bad[0]
-        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not a number")
-    bad = np.argwhere(np.isinf(values))
-    if len(bad):
-        r, c = bad[0]
-        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is not finite")
-    bad = np.argwhere(~missing & ((values < 0.0) | (values > 1.0)))
-    if len(bad):
-        r, c = bad[0]
-        raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is outside [0, 1]")
-    return values
-
-
-def _body(table: _Table, first: int) -> np.ndarray:
-    """Cells of columns ``first:`` as a 2-D str array."""
-    width = len(table.header) - first
-    if not table.rows:
-        return np.empty((0, width), dtype=str)
-    return np.array([row[first:] for row in table.rows], dtype=str).reshape(-1, width)
-
-
-def _find_column(header: Sequence[str], names: Sequence[str], *, path: str, role: str) -> int:
-    """Index of the one column whose lower-cased name is in ``names`` (-1: none)."""
-    hits = [k for k, c in enumerate(header) if c.lower() in names]
-    if len(hits) > 1:
-        found = ", ".join(repr(header[k]) for k in hits)
-        raise DataError(f"{path}: several columns could hold the {role}: {found}; keep one")
-    return hits[0] if hits else -1
 
 
 # -- readers ---------------------------------------------------------------------------
@@ -245,21 +82,21 @@ def read_wide(
     -------
     ResponseMatrix
     """
-    table = _read_table(path)
-    _check_header(table, first=1, kind="item")
+    table = read_table(path)
+    check_header(table, first=1, kind="item")
     if not table.rows:
         raise DataError(f"{table.path}: no subjects (header only)")
     lack = [c for c in subject_columns if c not in table.header[1:]]
     if lack:
         raise DataError(f"{table.path}: no column(s) {', '.join(map(repr, lack))} in the header")
     keep = [k for k, c in enumerate(table.header) if k == 0 or c not in subject_columns]
-    subjects = _row_ids(table, kind="subject")
+    subjects = row_ids(table, kind="subject")
     meta = None
     if subject_columns:
         cols = [table.header.index(c) for c in subject_columns]
         meta = pd.DataFrame([[row[k] for k in cols] for row in table.rows],
                             index=subjects, columns=list(subject_columns))  # fmt: skip
-        table = _Table(table.path, [table.header[k] for k in keep],
+        table = Table(table.path, [table.header[k] for k in keep],
                        [[row[k] for k in keep] for row in table.rows], table.lines,
                        table.unit)  # fmt: skip
     if len(table.header) < 2:
@@ -269,7 +106,7 @@ def read_wide(
     def where(r: int, c: int) -> str:
         return f"{table.where(r)} (subject {subjects[r]!r}), item {items[c]!r}"
 
-    values = _parse_scores(_body(table, 1), where)
+    values = parse_scores(table_body(table, 1), where)
     return from_array(
         values, subjects=subjects, items=items, threshold=threshold, source=table.path,
         subject_meta=meta,
@@ -293,19 +130,19 @@ def read_fb(path: str | Path, *, threshold: float | None = 0.5) -> ResponseMatri
     ResponseMatrix
         Transposed to subjects x items.
     """
-    table = _read_table(path)
-    _check_header(table, first=1, kind="subject")
+    table = read_table(path)
+    check_header(table, first=1, kind="subject")
     if len(table.header) < 2:
         raise DataError(f"{table.path}: no subjects (only the item id column)")
     if not table.rows:
         raise DataError(f"{table.path}: no items (header only)")
-    items = _row_ids(table, kind="item")
+    items = row_ids(table, kind="item")
     subjects = table.header[1:]
 
     def where(r: int, c: int) -> str:
         return f"{table.where(r)} (item {items[r]!r}), subject {subjects[c]!r}"
 
-    values = _parse_scores(_body(table, 1), where)
+    values = parse_scores(table_body(table, 1), where)
     return from_array(
         values.T, subjects=subjects, items=items, threshold=threshold, source=table.path
     )
@@ -329,14 +166,14 @@ def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMa
     ResponseMatrix
         Subjects and items in first-seen order; pairs absent from the file are missing.
     """
-    table = _read_table(path)
+    table = read_table(path)
     cols = {}
     for role, names in (
         ("subject", _SUBJECT_COLS),
         ("item", _ITEM_COLS),
         ("score", _SCORE_COLS),
     ):
-        k = _find_column(
+        k = find_column(
             table.header,
             names,
             path=table.path,
@@ -358,7 +195,7 @@ def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMa
     for k, row in enumerate(table.rows):
         s, i = row[si], row[ii]
         for v, role in ((s, "subject"), (i, "item")):
-            if v.lower() in _NA:
+            if v.lower() in NA:
                 raise DataError(f"{table.where(k)}: missing {role} id")
         if (s, i) in first_line:
             raise DataError(
@@ -379,7 +216,7 @@ def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMa
         row = table.rows[r]
         return f"{table.where(r)} (subject {row[si]!r}), item {row[ii]!r}"
 
-    scores = _parse_scores(raw, where)[:, 0]
+    scores = parse_scores(raw, where)[:, 0]
     values = np.full((len(subjects), len(items)), np.nan)
     idx = np.array(pairs, dtype=np.intp)
     values[idx[:, 0], idx[:, 1]] = scores
@@ -393,31 +230,6 @@ def read_long(path: str | Path, *, threshold: float | None = None) -> ResponseMa
         source=table.path,
         notes=notes,
     )
-
-
-def json_lines(p: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line number, object)`` for each non-blank line of a JSON-lines file.
-
-    Raises
-    ------
-    DataError
-        Naming the file and line: invalid JSON, a line that is not an object, or a
-        file that is not UTF-8 text.
-    """
-    try:
-        with p.open(encoding="utf-8-sig") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}, line {n}: invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{name}, line {n}: expected a JSON object")
-                yield n, obj
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not a UTF-8 text file ({exc.reason})") from exc
 
 
 def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseMatrix:
@@ -436,7 +248,7 @@ def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseM
         Items are the union of all responses, in first-seen order; an item a subject
         has no response for is missing.
     """
-    p = _check_file(path)
+    p = check_file(path)
     name = str(path)
     subjects: list[str] = []
     seen: dict[str, int] = {}
@@ -507,8 +319,8 @@ def read_patterns(path: str | Path, *, threshold: float | None = None) -> Respon
         named ``f"pattern{r}_{k}"``, ``k = 1..freq``; ``subject_meta`` has the pattern
         number of each subject in column ``"pattern"``.
     """
-    table = _read_table(path)
-    fk = _find_column(table.header, _FREQ_COLS, path=table.path, role="frequency")
+    table = read_table(path)
+    fk = find_column(table.header, _FREQ_COLS, path=table.path, role="frequency")
     if fk < 0:
         raise DataError(
             f"{table.path}: no frequency column (expected one of {', '.join(_FREQ_COLS)})"
@@ -539,7 +351,7 @@ def read_patterns(path: str | Path, *, threshold: float | None = None) -> Respon
     def where(r: int, c: int) -> str:
         return f"{table.where(r)} (pattern {r + 1}), item {items[c]!r}"
 
-    patterns = _parse_scores(cells, where)
+    patterns = parse_scores(cells, where)
     counts = np.array(freqs, dtype=np.intp)
     if counts.sum() == 0:
         raise DataError(f"{table.path}: no subjects (all frequencies are 0)")
@@ -572,11 +384,11 @@ def read_item_meta(path: str | Path) -> pd.DataFrame:
     pandas.DataFrame
         Index name ``"item"``.
     """
-    table = _read_table(path)
+    table = read_table(path)
     lower = [c.lower() for c in table.header]
     k = next((lower.index(c) for c in _ITEM_COLS if c in lower), 0)
-    ids = _row_ids(
-        _Table(
+    ids = row_ids(
+        Table(
             table.path,
             table.header,
             [[r[k]] for r in table.rows],
@@ -592,7 +404,7 @@ def read_item_meta(path: str | Path) -> pd.DataFrame:
         if col in data:
             raise DataError(f"{table.path}: duplicate column {col!r} in the header")
         s = pd.Series([r[j] for r in table.rows], dtype=object)
-        s = s.where(~s.str.lower().isin(_NA), np.nan)
+        s = s.where(~s.str.lower().isin(NA), np.nan)
         try:
             s = pd.to_numeric(s)
         except (ValueError, TypeError):
@@ -614,17 +426,17 @@ def detect_format(path: str | Path) -> str:
     p = Path(path)
     if p.is_dir() or (p.name.startswith("samples_") and p.name.endswith(".jsonl")):
         return "lm-eval"
-    p = _check_file(path)
+    p = check_file(path)
     if p.suffix.lower() in _JSON_SUFFIXES:
         return "pyirt"
-    table = _read_table(p)
+    table = read_table(p)
     lower = [c.lower() for c in table.header]
     if all(any(c in names for c in lower) for names in (_SUBJECT_COLS, _ITEM_COLS, _SCORE_COLS)):
         return "long"
     freq = [k for k, c in enumerate(lower) if c in _FREQ_COLS]
     if len(freq) == 1 and len(lower) > 1 and table.rows:
         others = [row[k].lower() for row in table.rows for k in range(len(lower)) if k != freq[0]]
-        if set(others) <= {"0", "1", "0.0", "1.0"} | _NA:
+        if set(others) <= {"0", "1", "0.0", "1.0"} | NA:
             return "patterns"
     return "wide"
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from fluid_bayes._tables import json_lines, parse_scores
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.io import _parse_scores, json_lines
 from fluid_bayes.responses import ResponseMatrix, from_array
 
 __all__ = ["read_lm_eval"]
@@ -217,7 +217,7 @@ def read_lm_eval(
         p, n, doc, m = locs[r]
         return f"{p}, line {n} (doc_id {doc}), metric {m!r}"
 
-    scores = _parse_scores(np.array(raw, dtype=str).reshape(-1, 1), where)
+    scores = parse_scores(np.array(raw, dtype=str).reshape(-1, 1), where)
     items = [f"{t}/{d}" for t in task_info for d in sorted(docs[t])]
     col = {item: k for k, item in enumerate(items)}
     values = np.full((len(subjects), len(items)), np.nan)
