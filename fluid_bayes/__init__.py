@@ -8,11 +8,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .bank import BankMeta, ItemBank, read_point_params
+from .bank import BankMeta, ItemBank
 from .diagnostics import ConvergenceReport, check_convergence
 from .exceptions import BankError, ConvergenceError, DataError, FluidBayesError
 from .experiment import ExperimentResult, run_experiment
-from .io import read_responses
+from .io import read_point_params, read_responses
 from .lmeval import read_lm_eval
 from .mislabels import MislabelReport, detect_mislabels
 from .model import Gamma, HalfNormal, HierarchicalTwoPL, Normal, Priors

@@ -261,7 +261,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bank(args: argparse.Namespace) -> int:
-    from .bank import ItemBank, read_point_params
+    from .bank import ItemBank
+    from .io import read_point_params
 
     if args.bank_command == "import-params":
         params = read_point_params(args.params)

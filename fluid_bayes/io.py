@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fluid_bayes._constants import ITEM
 from fluid_bayes._tables import (
     NA,
     Table,
@@ -44,6 +45,7 @@ __all__ = [
     "read_item_meta",
     "read_long",
     "read_patterns",
+    "read_point_params",
     "read_pyirt",
     "read_responses",
     "read_wide",
@@ -514,3 +516,71 @@ def read_responses(
         else:
             rm = rm.with_item_meta(read_item_meta(item_meta), source=str(item_meta))
     return rm
+
+
+def read_point_params(path: str | Path) -> pd.DataFrame:
+    """Read an ``item_id,a,b`` CSV of point estimates (py-irt, mirt, the paper's banks).
+
+    Also accepts slope-intercept form (``item_id,a,d`` with ``P = logistic(a*theta + d)``,
+    converted by ``b = -d / a``) and the column names ``item``/``discrimination``/
+    ``difficulty``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``item``; columns ``a``, ``b`` (float64) and any extra columns.
+
+    Raises
+    ------
+    DataError
+        Missing columns, non-numeric or non-finite values (with line number and
+        item id), duplicate item ids, ``a == 0`` with an intercept.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if df.empty:
+        raise DataError(f"{path}: no items")
+    lower = {c.lower().strip(): c for c in df.columns}
+    rename = {"item_id": "item", "discrimination": "a", "difficulty": "b", "intercept": "d"}
+    cols = {rename.get(k, k): v for k, v in lower.items()}
+    if "item" not in cols:
+        raise DataError(f"{path}: needs an item_id column (have {list(df.columns)})")
+    if "a" not in cols or not ({"b", "d"} & set(cols)):
+        raise DataError(f"{path}: needs columns a and b (or a and d) (have {list(df.columns)})")
+    items = df[cols["item"]].str.strip()
+    dup = items[items.duplicated()].tolist()
+    if dup:
+        raise DataError(f"{path}: duplicate item id(s) {dup[:10]}")
+    out = pd.DataFrame(index=pd.Index(items.tolist(), name=ITEM))
+
+    def numeric(col: str) -> np.ndarray:
+        vals = df[cols[col]].str.strip()
+        num = pd.to_numeric(vals, errors="coerce")
+        bad = ~np.isfinite(num.to_numpy(float))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}, line {k + 2}, item {items.iloc[k]!r}: {col} = {vals.iloc[k]!r} "
+                "is not a finite number"
+            )
+        return num.to_numpy(float)
+
+    a = numeric("a")
+    if "b" in cols:
+        b = numeric("b")
+    else:
+        d = numeric("d")
+        zero = np.flatnonzero(a == 0)
+        if zero.size:
+            k = int(zero[0])
+            raise DataError(
+                f"{path}, line {k + 2}, item {items.iloc[k]!r}: a = 0, b = -d/a undefined"
+            )
+        b = -d / a
+    out["a"], out["b"] = a, b
+    for key, col in cols.items():
+        if key not in ("item", "a", "b", "d"):
+            out[key] = df[col].to_numpy()
+    return out
