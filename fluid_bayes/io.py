@@ -2,7 +2,8 @@
 
 Formats: wide and long tables, py-irt JSON lines, the Fluid Benchmarking layout,
 frequency-weighted response patterns and lm-eval-harness per-sample logs (read by
-:func:`fluid_bayes.lmeval.read_lm_eval`).
+:func:`fluid_bayes.lmeval.read_lm_eval`); and point-estimate item banks
+(``item_id,a,b``, :func:`read_point_params`).
 
 Every reader ends with :func:`fluid_bayes.responses.from_array`, so its output is
 validated the same way. Cells are read as text first, so a bad cell is reported with the
