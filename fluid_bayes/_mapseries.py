@@ -30,7 +30,6 @@ from numba import njit, prange
 from ._kernels import expit, map_newton, mfi_argmax_ranked
 
 __all__ = [
-    "FACTORIALS",
     "ORDER",
     "ROOT_TOL",
     "SIGMA_POLY",
@@ -72,7 +71,7 @@ def _sup_abs(poly: np.ndarray) -> np.ndarray:
 SIGMA_POLY = _sigma_polynomials(ORDER + 2)
 #: ``sup_z |sigma^(n)(z)|`` for ``n = 0 .. ORDER + 2`` (5% safety margin)
 SIGMA_SUP = _sup_abs(SIGMA_POLY)
-FACTORIALS = np.array([math.factorial(m) for m in range(ORDER + 3)], dtype=np.float64)
+_FACTORIALS = np.array([math.factorial(m) for m in range(ORDER + 3)], dtype=np.float64)
 
 # layout of a session's state vector
 _CENTRE, _AY, _APOW, _C0 = 0, 1, 2, 3
@@ -87,7 +86,7 @@ def series_state(centre: float = 0.0) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def _add(st, poly, a, b, y):
+def _add(st, a, b, y):
     """Add one answer's terms at the state's centre (one ``exp``)."""
     p = expit(a * (st[_CENTRE] - b))
     n_m = st.size - _C0  # C_0 .. C_{K+1}
@@ -95,7 +94,7 @@ def _add(st, poly, a, b, y):
     for m in range(n_m):
         v = 0.0
         for k in range(m + 1, 0, -1):  # Horner; sigma^(m) has no constant term
-            v = (v + poly[m, k]) * p
+            v = (v + SIGMA_POLY[m, k]) * p
         st[_C0 + m] += ap * v
         if m < n_m - 1:
             ap *= a
@@ -104,74 +103,76 @@ def _add(st, poly, a, b, y):
 
 
 @njit(cache=True)
-def _recentre(st, poly, a, b, y, k, centre):
+def _recentre(st, a, b, y, k, centre):
     """Recompute the state of the first ``k`` answers at a new centre (one pass)."""
     st[:] = 0.0
     st[_CENTRE] = centre
     for i in range(k):
-        _add(st, poly, a[i], b[i], y[i])
+        _add(st, a[i], b[i], y[i])
+
+
+@njit(cache=True, inline="always")
+def _score_series(st, mu0, prec0, d):
+    """Score ``T`` (to degree ``K``) and ``H = -T'`` (with the ``C_{K+1}`` term) at ``d``."""
+    c = st[_CENTRE]
+    t = st[_AY] - (c + d - mu0) * prec0
+    h = prec0
+    dm = 1.0  # d^m / m!
+    for m in range(ORDER + 1):
+        t -= st[_C0 + m] * dm
+        h += st[_C0 + m + 1] * dm
+        dm *= d / (m + 1)
+    return t, h
 
 
 @njit(cache=True)
 def _solve(st, mu0, prec0, d0):
     """Root ``d`` of the score polynomial from ``d0``; ``(d, H(d), ok)``.
 
-    ``H = -T'`` includes the ``C_{K+1}`` term. ``ok`` is False when Newton's method
-    did not settle or lost the decreasing shape of the score.
+    ``ok`` is False when Newton's method did not settle or lost the decreasing shape
+    of the score.
     """
-    order = st.size - _C0 - 2
     c = st[_CENTRE]
     d = d0
     for _ in range(40):
-        t = st[_AY] - (c + d - mu0) * prec0
-        h = prec0
-        dm = 1.0  # d^m / m!
-        for m in range(order + 1):
-            t -= st[_C0 + m] * dm
-            h += st[_C0 + m + 1] * dm
-            dm *= d / (m + 1)
+        t, h = _score_series(st, mu0, prec0, d)
         if not h > 0.0:
             return d, h, False
         step = t / h
         d += step
         if abs(step) <= 1e-15 * (1.0 + abs(c + d)):
-            h = prec0
-            dm = 1.0
-            for m in range(order + 1):
-                h += st[_C0 + m + 1] * dm
-                dm *= d / (m + 1)
+            h = _score_series(st, mu0, prec0, d)[1]
             return d, h, h > 0.0
     return d, 0.0, False
 
 
 @njit(cache=True, inline="always")
-def _vouched(st, sup, fact, d, h):
+def _vouched(st, d, h):
     """Whether the truncation bound at ``d`` moves the root by at most ``ROOT_TOL``."""
-    order = st.size - _C0 - 2
-    bound = sup[order + 1] * st[_APOW] * abs(d) ** (order + 1) / fact[order + 1]
+    bound = SIGMA_SUP[ORDER + 1] * st[_APOW] * abs(d) ** (ORDER + 1) / _FACTORIALS[ORDER + 1]
     return bound <= 0.5 * h * ROOT_TOL
 
 
 @njit(cache=True)
-def series_map_step(st, poly, sup, fact, a, b, y, k, mu0, prec0, lo, hi, guess):
+def series_map_step(st, a, b, y, k, mu0, prec0, lo, hi, guess):
     """Add answer ``k - 1`` to the state and return the MAP of the first ``k`` and ``H``.
 
     ``guess`` starts the search (the previous MAP). Same result as ``map_newton`` to
     ``ROOT_TOL``; at a bound of ``[lo, hi]`` it is ``map_newton``'s.
     """
-    _add(st, poly, a[k - 1], b[k - 1], y[k - 1])
+    _add(st, a[k - 1], b[k - 1], y[k - 1])
     c = st[_CENTRE]
     d, h, ok = _solve(st, mu0, prec0, guess - c)
     theta = c + d
     if ok and lo < theta < hi:
-        if _vouched(st, sup, fact, d, h):
+        if _vouched(st, d, h):
             return theta, h
-        _recentre(st, poly, a, b, y, k, theta)  # one pass, then the series is exact
+        _recentre(st, a, b, y, k, theta)  # one pass, then the series is exact
         d, h, ok = _solve(st, mu0, prec0, 0.0)
-        if ok and lo < theta + d < hi and _vouched(st, sup, fact, d, h):
+        if ok and lo < theta + d < hi and _vouched(st, d, h):
             return theta + d, h
     theta, h = map_newton(a, b, y, k, mu0, prec0, lo, hi, min(max(guess, lo), hi))
-    _recentre(st, poly, a, b, y, k, theta)
+    _recentre(st, a, b, y, k, theta)
     return theta, h
 
 
@@ -255,9 +256,7 @@ def replay_paper(
             ka[t] = a[j]
             kb[t] = b[j]
             ky[t] = answers[s, j]
-            theta, h = series_map_step(
-                st, SIGMA_POLY, SIGMA_SUP, FACTORIALS, ka, kb, ky, t + 1, mu0, prec0, lo, hi, theta
-            )
+            theta, h = series_map_step(st, ka, kb, ky, t + 1, mu0, prec0, lo, hi, theta)
             items[s, t] = j
             theta_out[s, t] = theta
             se = 1.0 / math.sqrt(h)

@@ -181,8 +181,7 @@ class MapState:
         self._abc[:, self.n] = (a, b, y)
         self.n += 1
         theta, h = _mapseries.series_map_step(
-            self._series, _mapseries.SIGMA_POLY, _mapseries.SIGMA_SUP, _mapseries.FACTORIALS,
-            self._abc[0], self._abc[1], self._abc[2], self.n,
+            self._series, self._abc[0], self._abc[1], self._abc[2], self.n,
             self.prior_mean, self.prior_prec, self.lo, self.hi, self.theta,
         )  # fmt: skip
         self.theta, self.se = float(theta), float(1.0 / np.sqrt(h))
