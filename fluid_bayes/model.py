@@ -471,24 +471,12 @@ class HierarchicalTwoPL:
             "_anchor", loc_b, sigma_b_star, loc_la, sigma_la, centered=centered
         )
         theta_star = pm.Normal("theta_anchor", mu=-mu_b * k, sigma=k, dims=SUBJECT)
-
-        # report on the calibration-sample scale
-        m = pt.mean(theta_star)
-        s = pt.sqrt(pt.mean((theta_star - m) ** 2))
-        pm.Deterministic("theta", (theta_star - m) / s, dims=SUBJECT)
-        pm.Deterministic("b", (b_star - m) / s, dims=ITEM)
-        pm.Deterministic("a", pt.exp(log_a_star) * s, dims=ITEM)
-        pm.Deterministic("mu_b", -m / s)
-        pm.Deterministic("sigma_b", sigma_b_star / s)
-        pm.Deterministic("mu_log_a", pt.log(s))
+        groups = None
         if codes is not None:
-            pm.Deterministic("tau_b", tau_b_star / s)
-            pm.Deterministic("mu_b_group", (tau_b_star * gb - m) / s, dims=GROUP)
-            pm.Deterministic("mu_log_a_group", pt.log(s) + tau_la * ga, dims=GROUP)
-
-        y = np.nan_to_num(data.values, nan=0.0)
-        loglik = joint_loglik(theta_star, pt.exp(log_a_star), b_star, y, data.mask)
-        pm.Potential("loglik", loglik)
+            groups = (tau_b_star, tau_b_star * gb, tau_la * ga)
+        self._joint_likelihood_and_report(
+            data, theta_star, b_star, log_a_star, 0.0, sigma_b_star, 0.0, groups
+        )
 
     def _joint_subjects(
         self, data: ResponseMatrix, codes: np.ndarray | None, *, centered: bool
@@ -512,7 +500,29 @@ class HierarchicalTwoPL:
             loc_b, loc_la = (mu_b + tau_b * gb)[codes], (mu_la + tau_la * ga)[codes]
         b, log_a = self._items("_population", loc_b, sigma_b, loc_la, sigma_la, centered=centered)
         theta = pm.Normal("theta_population", 0.0, 1.0, dims=SUBJECT)
+        groups = None
+        if codes is not None:
+            groups = (tau_b, mu_b + tau_b * gb, mu_la + tau_la * ga)
+        self._joint_likelihood_and_report(data, theta, b, log_a, mu_b, sigma_b, mu_la, groups)
 
+    @staticmethod
+    def _joint_likelihood_and_report(
+        data: ResponseMatrix,
+        theta: Any,
+        b: Any,
+        log_a: Any,
+        mu_b: Any,
+        sigma_b: Any,
+        mu_la: Any,
+        groups: tuple[Any, Any, Any] | None,
+    ) -> None:
+        """The joint likelihood, and every quantity on the calibration-sample scale.
+
+        The arguments are in the sampler's frame: abilities, item parameters, item
+        population location and scale, and (with grouping) ``(tau_b, mu_b_group,
+        mu_log_a_group)``. Per draw the abilities are standardized to mean 0 and SD 1
+        and everything else is mapped alike (see the module docstring).
+        """
         m = pt.mean(theta)
         s = pt.sqrt(pt.mean((theta - m) ** 2))
         pm.Deterministic("theta", (theta - m) / s, dims=SUBJECT)
@@ -521,11 +531,11 @@ class HierarchicalTwoPL:
         pm.Deterministic("mu_b", (mu_b - m) / s)
         pm.Deterministic("sigma_b", sigma_b / s)
         pm.Deterministic("mu_log_a", mu_la + pt.log(s))
-        if codes is not None:
+        if groups is not None:
+            tau_b, mu_b_group, mu_la_group = groups
             pm.Deterministic("tau_b", tau_b / s)
-            pm.Deterministic("mu_b_group", (mu_b + tau_b * gb - m) / s, dims=GROUP)
-            pm.Deterministic("mu_log_a_group", mu_la + tau_la * ga + pt.log(s), dims=GROUP)
-
+            pm.Deterministic("mu_b_group", (mu_b_group - m) / s, dims=GROUP)
+            pm.Deterministic("mu_log_a_group", mu_la_group + pt.log(s), dims=GROUP)
         y = np.nan_to_num(data.values, nan=0.0)
         pm.Potential("loglik", joint_loglik(theta, pt.exp(log_a), b, y, data.mask))
 
