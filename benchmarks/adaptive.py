@@ -267,6 +267,41 @@ def _median_time(fn, repeats: int):
     return float(np.median(wall)), wall, float(np.median(cpu)), out
 
 
+def _time_sessions(session, n: int):
+    """Wall and CPU seconds of ``session(k)`` for ``k < n``, and its outputs."""
+    wall, cpu, outs = [], [], []
+    for k in range(n):
+        c0, t0 = time.process_time(), time.perf_counter()
+        outs.append(session(k))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu, outs
+
+
+def _agreement(results, outs, index):
+    """How a plain loop's sessions ``outs`` compare with the replay's ``results``.
+
+    ``outs[k]`` is ``(items, thetas)`` or ``(items, thetas, ses)``. Returns the number
+    of sessions with the same items, the largest |d theta| and |d se| among them, and
+    for the others the first step where the items differ.
+    """
+    n_same, max_dtheta, max_dse, first_diff = 0, 0.0, 0.0, []
+    for r, (items, thetas, *ses) in zip(results, outs, strict=False):
+        got = np.array([index[i] for i in r.items])
+        if got.size == items.size and np.array_equal(got, items):
+            n_same += 1
+            th = np.array([s.theta_mean for s in r.steps])
+            max_dtheta = max(max_dtheta, float(np.max(np.abs(th - thetas))))
+            if ses:
+                se = np.array([s.theta_sd for s in r.steps])
+                max_dse = max(max_dse, float(np.max(np.abs(se - ses[0]))))
+        else:
+            m = min(got.size, items.size)
+            step = int(np.argmax(got[:m] != items[:m])) if (got[:m] != items[:m]).any() else m
+            first_diff.append({"subject": r.subject, "first_differing_step": step + 1})
+    return n_same, max_dtheta, max_dse, first_diff
+
+
 def paper_part(bank, arrays, data, answers, args) -> dict:
     """Paper-mode replay vs the plain loop, with the identical-output check."""
     from fluid_bayes import _mapseries
@@ -304,42 +339,15 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
     kernel_s, _, kernel_cpu, _ = _median_time(lambda: _mapseries.replay_paper(*kernel_args), 1)
 
     a, b = arrays.a_point, arrays.b_point
-    per_ref, per_ref_cpu, ref_out = [], [], []
-    for k in range(n_ref):
-        c0, t0 = time.process_time(), time.perf_counter()
-        ref_out.append(reference_session(answers[k], a, b, args.items, 0.0))
-        per_ref.append(time.perf_counter() - t0)
-        per_ref_cpu.append(time.process_time() - c0)
-
-    per_layout, per_layout_cpu, layout_out = [], [], []
-    for k in range(n_ref):
-        c0, t0 = time.process_time(), time.perf_counter()
-        layout_out.append(reference_layout_session(answers[k], a, b, args.items, 0.0))
-        per_layout.append(time.perf_counter() - t0)
-        per_layout_cpu.append(time.process_time() - c0)
-
+    per_ref, per_ref_cpu, ref_out = _time_sessions(
+        lambda k: reference_session(answers[k], a, b, args.items, 0.0), n_ref
+    )
+    per_layout, per_layout_cpu, layout_out = _time_sessions(
+        lambda k: reference_layout_session(answers[k], a, b, args.items, 0.0), n_ref
+    )
     index = {item: j for j, item in enumerate(arrays.items)}
-    layout_same, layout_dtheta = 0, 0.0
-    for k, (items, thetas) in enumerate(layout_out):
-        got = np.array([index[i] for i in res.results[k].items])
-        if got.size == items.size and np.array_equal(got, items):
-            layout_same += 1
-            th = np.array([s.theta_mean for s in res.results[k].steps])
-            layout_dtheta = max(layout_dtheta, float(np.max(np.abs(th - thetas))))
-    n_same, max_dtheta, max_dse, first_diff = 0, 0.0, 0.0, []
-    for k, (items, thetas, ses) in enumerate(ref_out):
-        r = res.results[k]
-        got = np.array([index[i] for i in r.items])
-        if got.size == items.size and np.array_equal(got, items):
-            n_same += 1
-            th = np.array([s.theta_mean for s in r.steps])
-            se = np.array([s.theta_sd for s in r.steps])
-            max_dtheta = max(max_dtheta, float(np.max(np.abs(th - thetas))))
-            max_dse = max(max_dse, float(np.max(np.abs(se - ses))))
-        else:
-            m = min(got.size, items.size)
-            step = int(np.argmax(got[:m] != items[:m])) if (got[:m] != items[:m]).any() else m
-            first_diff.append({"subject": r.subject, "first_differing_step": step + 1})
+    n_same, max_dtheta, max_dse, first_diff = _agreement(res.results, ref_out, index)
+    layout_same, layout_dtheta, _, layout_diff = _agreement(res.results, layout_out, index)
 
     ref_ms = 1e3 * float(np.median(per_ref))
     ref_cpu_ms = 1e3 * float(np.median(per_ref_cpu))
@@ -379,6 +387,7 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
         "speedup_vs_reference_layout_cpu": layout_cpu_ms / replay_cpu_ms,
         "layout_identical_item_sessions": layout_same,
         "layout_max_abs_theta_diff": layout_dtheta,
+        "layout_differing_sessions": layout_diff,
         "layout_identical_output": layout_identical,
         "identical_item_sessions": n_same,
         "max_abs_theta_diff": max_dtheta,
