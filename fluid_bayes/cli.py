@@ -39,8 +39,7 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("auto", "jax", "numba"),
         default="auto",
-        help="log-density backend for nutpie (auto: jax for the joint "
-        "likelihood, numba for the marginal)",
+        help="log-density backend for nutpie (auto: numba, whose chains run in parallel)",
     )
     g.add_argument(
         "--strict",

@@ -129,7 +129,7 @@ def run_fit(
     if target_accept is None:
         target_accept = TARGET_ACCEPT[likelihood]
     if backend == "auto":
-        backend = "jax" if likelihood == "joint" else "numba"
+        backend = "numba"
     model = spec.build(data)
     raw = _sample(
         model,
