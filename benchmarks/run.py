@@ -37,10 +37,19 @@ def _data(case: str):
 
 
 def run_case(
-    case: str, *, chains: int, draws: int, tune: int, backend: str, save_dir: str | None = None
+    case: str,
+    *,
+    chains: int,
+    draws: int,
+    tune: int,
+    backend: str,
+    save_dir: str | None = None,
+    drop_constant: bool = False,
 ) -> dict:
     """Fit one case with the default model and report time and diagnostics."""
     data = _data(case)
+    if drop_constant:
+        data = data.without_constant_items()
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,6 +65,7 @@ def run_case(
     return {
         "case": case,
         "shape": [data.n_subjects, data.n_items],
+        "dropped_constant_items": len(data.report.dropped_items),
         "likelihood": bank.meta.sampler["likelihood"],
         "backend": bank.meta.sampler["backend"],
         "chains": chains,
@@ -82,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--backend", default="auto", choices=("auto", "jax", "numba"))
     p.add_argument("--save-dir", default=None, help="also save each fitted bank here")
+    p.add_argument(
+        "--drop-constant", action="store_true", help="leave out items everyone got right or wrong"
+    )
     args = p.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     rows = []
@@ -93,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             tune=args.tune,
             backend=args.backend,
             save_dir=args.save_dir,
+            drop_constant=args.drop_constant,
         )
-        (RESULTS / f"{case}.json").write_text(json.dumps(row, indent=1))
+        name = f"{case}_nonconstant" if args.drop_constant else case
+        (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(

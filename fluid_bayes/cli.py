@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         help="joint likelihood's sampling frame; auto: subjects if they outnumber items",
     )
     cal.add_argument(
+        "--drop-constant",
+        action="store_true",
+        help="leave out (and report) items everyone got right or everyone got wrong; "
+        "needed where most items are constant (MMLU-Redux)",
+    )
+    cal.add_argument(
         "--priors",
         default=None,
         help='JSON overrides, e.g. \'{"sigma_b": {"dist": "Gamma", "alpha": 2, "beta": 1}}\'',
@@ -251,6 +257,8 @@ def _read_data(args: argparse.Namespace, path: str | None = None, **extra: Any):
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     data = _read_data(args, item_meta=args.items_meta)
+    if args.drop_constant:
+        data = data.without_constant_items()
     print(str(data.report), file=sys.stderr)
     bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by, frame=args.frame)
     path = bank.save(args.out)

@@ -579,7 +579,7 @@ class HierarchicalTwoPL:
             Compilation backend of the log density for nutpie. ``auto`` is numba:
             its kernel runs without Python, so chains sample in parallel, and the
             joint likelihood's vectorized loop costs 4-5 ns per answer (JAX: one
-            Python call per gradient, which serializes the chains, ~2.5x slower
+            Python call per gradient, which serializes the chains, ~3x slower
             with 4 chains on 2 cores; on the marginal likelihood JAX compiled for
             minutes on LSAT). ``benchmarks/README.md`` has the measurements.
 

@@ -64,6 +64,8 @@ class DataReport:
         Subjects with no answer at all; they were dropped from the matrix.
     notes : tuple of str
         Any other human-readable report lines (from readers or metadata joins).
+    dropped_items : tuple of str
+        Items removed on request (:meth:`ResponseMatrix.without_constant_items`).
     """
 
     source: str
@@ -74,6 +76,7 @@ class DataReport:
     constant_wrong: tuple[str, ...]
     dropped_subjects: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    dropped_items: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         """Return a readable multi-line report."""
@@ -92,6 +95,9 @@ class DataReport:
             ("subjects dropped (no answers)", self.dropped_subjects),
         ):
             lines.append(f"  {label}: {len(ids)}" + (f" ({_show_ids(ids)})" if ids else ""))
+        if self.dropped_items:
+            ids = self.dropped_items
+            lines.append(f"  items dropped (constant): {len(ids)} ({_show_ids(ids)})")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -106,6 +112,7 @@ class DataReport:
             "constant_wrong": list(self.constant_wrong),
             "dropped_subjects": list(self.dropped_subjects),
             "notes": list(self.notes),
+            "dropped_items": list(self.dropped_items),
         }
 
 
@@ -398,6 +405,47 @@ class ResponseMatrix:
             subject_meta=None if self.subject_meta is None else self.subject_meta.iloc[rows],
             report=report,
         )
+
+    def without_constant_items(self) -> ResponseMatrix:
+        """Return the matrix without the items everyone got right or everyone got wrong.
+
+        Their answers order no subject, so the likelihood leaves one side of their
+        difficulty to the prior; with many of them (MMLU-Redux: 3,610 of 5,700 items
+        for 14 models) the joint posterior has ridges NUTS cannot cross
+        (``benchmarks/README.md``). The removed items are listed in the report's
+        ``dropped_items`` and a note; subjects left without any answer are dropped and
+        reported as well.
+
+        Returns
+        -------
+        ResponseMatrix
+            ``self`` when no item is constant.
+        """
+        right, wrong = self.report.constant_correct, self.report.constant_wrong
+        if not right and not wrong:
+            return self
+        constant = set(right) | set(wrong)
+        kept = [j for j, i in enumerate(self.items) if i not in constant]
+        if not kept:
+            raise DataError(f"all {self.n_items} items are constant; nothing to calibrate")
+        has_answer = (~np.isnan(self.values[:, kept])).any(axis=1)
+        subjects = [s for s, a in zip(self.subjects, has_answer, strict=True) if a]
+        lost = tuple(s for s, a in zip(self.subjects, has_answer, strict=True) if not a)
+        keep = [self.items[j] for j in kept]
+        sel = self.select(subjects=subjects, items=keep)
+        note = (
+            f"dropped {len(constant)} constant item(s) ({len(right)} all correct, "
+            f"{len(wrong)} all wrong) before calibration"
+        )
+        if lost:
+            note += f" and {len(lost)} subject(s) left without answers"
+        report = dataclasses.replace(
+            sel.report,
+            dropped_subjects=self.report.dropped_subjects + lost,
+            dropped_items=self.report.dropped_items + right + wrong,
+            notes=(*self.report.notes, note),
+        )
+        return dataclasses.replace(sel, report=report)
 
     def _positions(
         self, wanted: Iterable[str] | None, ids: tuple[str, ...], kind: str

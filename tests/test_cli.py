@@ -36,6 +36,22 @@ def test_calibrate_then_summary_json_and_csv(tmp_path, capsys):
     assert table.loc["Item.3", "b_mean"] == pytest.approx(d["items"][2]["b_mean"])
 
 
+def test_calibrate_drop_constant_leaves_out_and_reports_constant_items(tmp_path, capsys):
+    # 8 ChemBench models x 40 questions: some questions all 8 got right or all wrong
+    wide = pd.read_csv(PACKAGE_DATA / "chembench" / "responses.csv", index_col=0)
+    part = wide.iloc[:8, :40]
+    constant = [c for c in part.columns if part[c].nunique() == 1]
+    assert 0 < len(constant) < 40
+    path = tmp_path / "part.csv"
+    part.to_csv(path)
+    out = tmp_path / "part.nc"
+    assert main(["calibrate", str(path), "--out", str(out), "--drop-constant", *TINY]) == 0
+    assert f"items dropped (constant): {len(constant)}" in capsys.readouterr().err
+    bank = ItemBank.load(out)
+    assert bank.n_items == 40 - len(constant) and not set(constant) & set(bank.items)
+    assert sorted(bank.meta.data_report["dropped_items"]) == sorted(constant)
+
+
 def test_same_seed_same_output(tmp_path):
     a, b = tmp_path / "a.nc", tmp_path / "b.nc"
     assert main(["calibrate", LSAT7, "--out", str(a), *TINY]) == 0

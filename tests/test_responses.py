@@ -142,6 +142,41 @@ def test_constant_items_reported_and_kept():
     assert rm.n_items == 3
 
 
+def test_without_constant_items_drops_and_reports_them():
+    rm = _rm(
+        [[1, 0, 1, 1], [1, 0, 0, NAN], [NAN, NAN, 1, NAN], [1, NAN, NAN, 0]],
+        item_meta=pd.DataFrame({"topic": ["a", "b", "c", "d"]}, index=["q0", "q1", "q2", "q3"]),
+    )
+    out = rm.without_constant_items()
+    # q0 all right, q1 all wrong; s3 answered only q0 and q3 -> keeps q3's answer
+    assert out.items == ("q2", "q3")
+    assert out.subjects == ("s0", "s1", "s2", "s3")
+    assert out.report.dropped_items == ("q0", "q1")
+    assert out.report.constant_correct == () and out.report.constant_wrong == ()
+    assert list(out.item_meta["topic"]) == ["c", "d"]
+    np.testing.assert_array_equal(out.values, rm.values[:, 2:])
+    assert "items dropped (constant): 2 ('q0', 'q1')" in str(out.report)
+    assert "dropped 2 constant item(s) (1 all correct, 1 all wrong)" in str(out.report)
+    assert json.loads(json.dumps(out.report.to_dict()))["dropped_items"] == ["q0", "q1"]
+    # the original is untouched, and a matrix without constant items comes back as is
+    assert rm.n_items == 4 and rm.report.dropped_items == ()
+    assert out.without_constant_items() is out
+
+
+def test_without_constant_items_drops_subjects_left_without_answers():
+    rm = _rm([[1, NAN, NAN], [1, 0, 0], [NAN, 1, 1]])
+    out = rm.without_constant_items()
+    assert out.items == ("q1", "q2")
+    assert out.subjects == ("s1", "s2")
+    assert out.report.dropped_subjects == ("s0",)
+    assert "and 1 subject(s) left without answers" in str(out.report)
+
+
+def test_without_constant_items_refuses_an_all_constant_matrix():
+    with pytest.raises(DataError, match="all 2 items are constant"):
+        _rm([[1, 0], [1, 0]]).without_constant_items()
+
+
 def test_item_meta_and_subject_meta_are_aligned():
     meta = pd.DataFrame({"topic": ["b", "a", "z"]}, index=["q1", "q0", "extra"])
     smeta = pd.DataFrame({"size": [7, 70]}, index=["s1", "s0"])
