@@ -6,7 +6,7 @@ Run on demand: ``.venv/bin/python benchmarks/loglik.py [--quick]``. Writes
 1. one log density + gradient of the joint model (the model's real graph, compiled by
    PyTensor for numba and for JAX) at a random unconstrained point, median of 200
    calls, at 1,000 x 100 (simulated), 22 x 2,854 (ChemBench) and 100 x 14,000
-   (simulated);
+   (simulated), the cases of ``benchmarks/run.py``;
 2. nutpie sampling the 1,000 x 100 model (150 tuning steps + 150 draws) with 1 chain on
    1 core and with 4 chains on the machine's cores, per backend: wall time and
    leapfrog steps (tuning included) per second of wall time. Chains that run in
@@ -26,25 +26,17 @@ from pathlib import Path
 import numpy as np
 import nutpie
 import pytensor
+from run import case_data  # benchmarks/run.py, the calibration benchmark
 
-from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.demo import DATA
-from fluid_bayes.simulate import simulate_2pl
+from fluid_bayes import HierarchicalTwoPL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("numba", "jax")
 
 
-def _data(case: str):
-    if case == "chembench":
-        return read_responses(DATA / "chembench" / "responses.csv")
-    n, j = (int(x) for x in case.split("x"))
-    return simulate_2pl(n, j, seed=1, sigma_log_a=0.3).responses
-
-
 def gradient_cost(case: str, *, calls: int = 200) -> dict:
     """Median time of one log density + gradient of the joint model, per backend."""
-    data = _data(case)
+    data = case_data(case)
     model = HierarchicalTwoPL(likelihood="joint").build(data)
     logp = model.logp()
     grads = pytensor.grad(logp, model.value_vars)
@@ -68,7 +60,7 @@ def gradient_cost(case: str, *, calls: int = 200) -> dict:
 
 def chain_throughput(case: str, *, tune: int, draws: int) -> list[dict]:
     """Leapfrog steps per second of wall time, 1 chain vs 4 chains, per backend."""
-    data = _data(case)
+    data = case_data(case)
     model = HierarchicalTwoPL(likelihood="joint").build(data)
     cores = os.cpu_count() or 1
     rows = []
@@ -111,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    cases = ["50x40"] if args.quick else ["1000x100", "chembench", "100x14000"]
+    cases = ["sim_50x40"] if args.quick else ["sim_1000x100", "chembench", "sim_100x14000"]
     costs = [gradient_cost(c, calls=20 if args.quick else 200) for c in cases]
     header = "".join(f"{b + ' ms':>11}{'ns/ans':>8}" for b in BACKENDS)
     print(f"{'case':<12}{'answers':>10}{header}")

@@ -25,7 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = {"lsat7": 15, "chembench": 120, "sim_1000x100": 180, "sim_100x14000": 1200}
 
 
-def _data(case: str):
+def case_data(case: str):
+    """The answers of a benchmark case: a shipped dataset, or ``sim_NxJ`` simulated."""
     if case == "lsat7":
         return read_responses(DATA / "lsat" / "lsat7_patterns.csv")
     if case == "chembench":
@@ -47,7 +48,7 @@ def run_case(
     drop_constant: bool = False,
 ) -> dict:
     """Fit one case with the default model and report time and diagnostics."""
-    data = _data(case)
+    data = case_data(case)
     if drop_constant:
         data = data.without_constant_items()
     t0 = time.perf_counter()
