@@ -46,6 +46,8 @@ def run_case(
     backend: str,
     save_dir: str | None = None,
     drop_constant: bool = False,
+    target_accept: float | None = None,
+    constant_items: str = "auto",
 ) -> dict:
     """Fit one case with the default model and report time and diagnostics."""
     data = case_data(case)
@@ -54,8 +56,14 @@ def run_case(
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bank = HierarchicalTwoPL().fit(
-            data, seed=1, chains=chains, draws=draws, tune=tune, backend=backend
+        bank = HierarchicalTwoPL(constant_items=constant_items).fit(
+            data,
+            seed=1,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            backend=backend,
+            target_accept=target_accept,
         )
     wall = time.perf_counter() - t0
     if save_dir:
@@ -67,11 +75,13 @@ def run_case(
         "case": case,
         "shape": [data.n_subjects, data.n_items],
         "dropped_constant_items": len(data.report.dropped_items),
+        "integrated_constant_items": bank.meta.sampler.get("constant_items_integrated", 0),
         "likelihood": bank.meta.sampler["likelihood"],
         "backend": bank.meta.sampler["backend"],
         "chains": chains,
         "draws": draws,
         "tune": tune,
+        "target_accept": bank.meta.sampler["target_accept"],
         "wall_s": round(wall, 1),
         "max_rhat": round(conv.max_rhat, 4),
         "min_ess_bulk": round(conv.min_ess_bulk, 1),
@@ -96,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--drop-constant", action="store_true", help="leave out items everyone got right or wrong"
     )
+    p.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance (default: the model's, fluid_bayes.fitting.TARGET_ACCEPT)",
+    )
+    p.add_argument(
+        "--constant-items",
+        default="auto",
+        choices=("auto", "integrate", "sample"),
+        help="how the joint likelihood treats constant items (HierarchicalTwoPL)",
+    )
     args = p.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     rows = []
@@ -108,8 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             save_dir=args.save_dir,
             drop_constant=args.drop_constant,
+            target_accept=args.target_accept,
+            constant_items=args.constant_items,
         )
         name = f"{case}_nonconstant" if args.drop_constant else case
+        if args.constant_items != "auto":
+            name += f"_{args.constant_items}"
+        if args.target_accept is not None:
+            name += f"_ta{args.target_accept:g}"
         (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
         rows.append(row)
         print(json.dumps(row), flush=True)

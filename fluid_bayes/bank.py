@@ -329,6 +329,7 @@ class ItemBank:
             "sampler": self.meta.sampler.get("sampler"),
             "n_items": self.n_items,
             "n_subjects": int(self.meta.sampler.get("n_subjects", 0)),
+            "constant_items_integrated": int(self.meta.sampler.get("constant_items_integrated", 0)),
             "chains": int(self.posterior.sizes[CHAIN]),
             "draws": int(self.posterior.sizes[DRAW]),
             "max_rhat": _nan_to_none(conv.get("max_rhat")),
@@ -348,6 +349,11 @@ class ItemBank:
             f"likelihood {d['likelihood']}) from {d['source']}",
             f"  {d['n_items']} items, {d['n_subjects']} calibration subjects, "
             f"{d['chains']} chains x {d['draws']} draws ({d['sampler']})",
+            *(
+                [f"  {n} constant items integrated out while sampling, drawn exactly afterwards"]
+                if (n := d["constant_items_integrated"])
+                else []
+            ),
             "  " + str(self.convergence).replace("\n", "\n  "),
             f"  a: median of posterior means {s['a_mean'].median():.3f} "
             f"(range {s['a_mean'].min():.3f} .. {s['a_mean'].max():.3f})",

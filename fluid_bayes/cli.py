@@ -91,10 +91,18 @@ def _parser() -> argparse.ArgumentParser:
         help="joint likelihood's sampling frame; auto: subjects if they outnumber items",
     )
     cal.add_argument(
+        "--constant-items",
+        choices=("auto", "integrate", "sample"),
+        default="auto",
+        help="joint likelihood: integrate out the parameters of items everyone got right "
+        "(or wrong) while sampling and draw them exactly afterwards, or sample them like "
+        "the other items; auto: integrate when more than half the items are constant",
+    )
+    cal.add_argument(
         "--drop-constant",
         action="store_true",
         help="leave out (and report) items everyone got right or everyone got wrong; "
-        "needed where most items are constant (MMLU-Redux)",
+        "the bank then has no parameters for them",
     )
     cal.add_argument(
         "--priors",
@@ -260,7 +268,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.drop_constant:
         data = data.without_constant_items()
     print(str(data.report), file=sys.stderr)
-    bank = _fit(data, args, likelihood=args.likelihood, group_by=args.group_by, frame=args.frame)
+    bank = _fit(
+        data,
+        args,
+        likelihood=args.likelihood,
+        group_by=args.group_by,
+        frame=args.frame,
+        constant_items=args.constant_items,
+    )
     path = bank.save(args.out)
     print(bank)
     print(f"wrote {path}")

@@ -16,13 +16,16 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from ._constants import CHAIN, DRAW, HDI_PROB, SUBJECT
+from . import irt
+from ._constant import draw_constant_items
+from ._constants import CHAIN, DRAW, GROUP, HDI_PROB, ITEM, SUBJECT
 from .bank import BankMeta, ItemBank, _items_dataset, bank_hash
 from .diagnostics import ConvergenceReport, check_convergence
 from .exceptions import ConvergenceError
-from .model import SAMPLERS, ability_draws_on_grid
+from .model import SAMPLERS
 
 if TYPE_CHECKING:
+    from ._constant import ConstantItems
     from .model import HierarchicalTwoPL
     from .responses import ResponseMatrix
 
@@ -89,6 +92,86 @@ def _sample(
         )
 
 
+def _with_constant_items(
+    post: xr.Dataset, const: ConstantItems | None, data: ResponseMatrix, seed: int
+) -> xr.Dataset:
+    """Add the integrated constant items' exact posterior draws to ``a`` and ``b``.
+
+    Their conditional posterior given the abilities and the item population is the
+    same on every scale, so it is drawn on the reported one, from the reported
+    ``theta``, ``mu_b``, ``sigma_b``, ``mu_log_a``, ``sigma_log_a`` (or the group
+    means). The items come back in the order of ``data``.
+    """
+    if const is None:
+        return post
+    flat = post.stack(sample=(CHAIN, DRAW)).transpose("sample", ...)
+    if const.group is None:
+        loc_b = np.repeat(flat["mu_b"].values[:, None], len(const.counts), axis=1)
+        loc_la = np.repeat(flat["mu_log_a"].values[:, None], len(const.counts), axis=1)
+    else:
+        loc_b = flat["mu_b_group"].transpose("sample", GROUP).values[:, const.group]
+        loc_la = flat["mu_log_a_group"].transpose("sample", GROUP).values[:, const.group]
+    a, b = draw_constant_items(
+        flat["theta"].transpose("sample", SUBJECT).values,
+        loc_b,
+        flat["sigma_b"].values,
+        loc_la,
+        flat["sigma_log_a"].values,
+        const,
+        np.random.default_rng([seed, 20252]),
+    )
+    shape = (post.sizes[CHAIN], post.sizes[DRAW], const.n_items)
+    names = [data.items[j] for j in const.items]
+    dims = (CHAIN, DRAW, ITEM)
+    extra = xr.Dataset(
+        {"a": (dims, a.reshape(shape)), "b": (dims, b.reshape(shape))},
+        coords={CHAIN: post[CHAIN], DRAW: post[DRAW], ITEM: names},
+    )
+    items = xr.concat([post[["a", "b"]], extra], dim=ITEM).sel({ITEM: list(data.items)})
+    return post.drop_dims(ITEM).assign(a=items["a"], b=items["b"])
+
+
+def ability_draws_on_grid(
+    values: np.ndarray,
+    a: xr.DataArray,
+    b: xr.DataArray,
+    *,
+    n_grid: int,
+    rng: np.random.Generator,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Draw each subject's ability from its exact grid posterior, per posterior draw.
+
+    Used by the marginal likelihood, where abilities are integrated out while
+    sampling. A uniform jitter within the grid cell makes the draws continuous.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(chain, draw, subject)``.
+    """
+    patterns, _ = irt.unique_patterns(values)
+    coded = np.where(np.isnan(values), -1, values).astype(np.int8)
+    pcoded = np.where(np.isnan(patterns), -1, patterns).astype(np.int8)
+    index = {row.tobytes(): k for k, row in enumerate(pcoded)}
+    which = np.array([index[row.tobytes()] for row in coded])
+    nodes, logw = irt.normal_grid(n_grid)
+    step = nodes[1] - nodes[0]
+    av = a.transpose(CHAIN, DRAW, ITEM).values
+    bv = b.transpose(CHAIN, DRAW, ITEM).values
+    n_chain, n_draw = av.shape[:2]
+    flat_a, flat_b = av.reshape(-1, av.shape[-1]), bv.reshape(-1, bv.shape[-1])
+    out = np.empty((flat_a.shape[0], values.shape[0]))
+    for start in range(0, flat_a.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        logpost = irt.grid_log_posterior(patterns, flat_a[sl], flat_b[sl], nodes, logw)
+        cdf = np.cumsum(np.exp(logpost), axis=-1)[:, which, :]  # (chunk, subjects, grid)
+        u = rng.random(cdf.shape[:2])[..., None]
+        k = np.minimum((cdf < u).sum(axis=-1), n_grid - 1)
+        out[sl] = nodes[k] + step * (rng.random(k.shape) - 0.5)
+    return out.reshape(n_chain, n_draw, values.shape[0])
+
+
 def _subject_summary(theta: xr.DataArray, data: ResponseMatrix) -> xr.Dataset:
     hdi = az.hdi(theta.to_dataset(name="theta"), prob=HDI_PROB)["theta"]
     return xr.Dataset(
@@ -131,6 +214,7 @@ def run_fit(
     if backend == "auto":
         backend = "numba"
     model = spec.build(data)
+    const = spec.integrated_items(data)
     raw = _sample(
         model,
         sampler=sampler,
@@ -144,13 +228,17 @@ def run_fit(
     )
     full = raw["posterior"].to_dataset()
     keep = [v for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS) if v in full]
-    post = full[keep]
+    post = _with_constant_items(full[keep], const, data, seed)
     checked = [v for v in keep if v != "theta" or likelihood == "joint"]
     if sampler == "advi":
         nan = float("nan")
         report = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler="advi", approximate=True)
     else:
-        report = check_convergence(raw, var_names=checked, sampler=sampler)
+        groups = {g: raw[g].to_dataset() for g in raw.children}
+        groups["posterior"] = post  # with the constant items' draws
+        report = check_convergence(
+            xr.DataTree.from_dict(groups), var_names=checked, sampler=sampler
+        )
     if likelihood == "marginal":
         rng = np.random.default_rng([seed, 20251])
         theta = ability_draws_on_grid(
@@ -191,6 +279,7 @@ def run_fit(
             "target_accept": target_accept,
             "backend": backend,
             "n_subjects": data.n_subjects,
+            "constant_items_integrated": 0 if const is None else const.n_items,
         },
         convergence=report.to_dict(),
         data_report=data.report.to_dict(),

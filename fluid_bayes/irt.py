@@ -19,6 +19,7 @@ __all__ = [
     "icc",
     "log_likelihood_cells",
     "normal_grid",
+    "unique_patterns",
 ]
 
 
@@ -118,3 +119,19 @@ def grid_log_posterior(
     ll = np.where(y == 1.0, log_expit(x), log_expit(-x))
     ll = np.where(np.isnan(y), 0.0, ll).sum(axis=-1) + log_prior
     return ll - logsumexp(ll, axis=-1, keepdims=True)
+
+
+def unique_patterns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse identical answer rows (NaN-aware) into patterns and counts.
+
+    Returns
+    -------
+    patterns : numpy.ndarray
+        Shape ``(n_patterns, n_items)``, NaN kept.
+    counts : numpy.ndarray
+        How many rows share each pattern (float64).
+    """
+    coded = np.where(np.isnan(values), -1, values).astype(np.int8)
+    uniq, counts = np.unique(coded, axis=0, return_counts=True)
+    patterns = np.where(uniq < 0, np.nan, uniq.astype(float))
+    return patterns, counts.astype(float)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import PACKAGE_DATA, SHARED
@@ -50,6 +51,28 @@ def test_calibrate_drop_constant_leaves_out_and_reports_constant_items(tmp_path,
     bank = ItemBank.load(out)
     assert bank.n_items == 40 - len(constant) and not set(constant) & set(bank.items)
     assert sorted(bank.meta.data_report["dropped_items"]) == sorted(constant)
+
+
+def test_calibrate_constant_items_integrated_or_sampled(tmp_path, capsys):
+    """The same 8 x 40 slice without --drop-constant: every item in the bank; with
+    --constant-items integrate the constant ones are drawn after sampling (and counted
+    in the summary), with sample they are sampled."""
+    wide = pd.read_csv(PACKAGE_DATA / "chembench" / "responses.csv", index_col=0)
+    part = wide.iloc[:8, :40]
+    constant = [c for c in part.columns if part[c].nunique() == 1]
+    path = tmp_path / "part.csv"
+    part.to_csv(path)
+    for mode, expected in (("integrate", len(constant)), ("sample", 0)):
+        out = tmp_path / f"{mode}.nc"
+        args = ["calibrate", str(path), "--out", str(out), "--constant-items", mode, *TINY]
+        assert main(args) == 0
+        printed = capsys.readouterr().out
+        bank = ItemBank.load(out)
+        assert list(bank.items) == list(part.columns)
+        assert np.isfinite(bank.posterior["b"].sel(item=constant).values).all()
+        assert bank.summary_dict()["constant_items_integrated"] == expected
+        assert (f"{len(constant)} constant items integrated out" in printed) == bool(expected)
+        assert bank.meta.config["constant_items"] == mode
 
 
 def test_same_seed_same_output(tmp_path):
