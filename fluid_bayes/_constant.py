@@ -51,6 +51,7 @@ from pytensor.graph.op import Op
 from scipy.special import expit, log_expit, log_ndtr, logsumexp
 
 from ._loglik import _KERNEL_FLAGS, exp_nonpositive, log1p_unit
+from .responses import constant_columns
 
 __all__ = [
     "ConstantItems",
@@ -114,10 +115,9 @@ def constant_items(values: np.ndarray, codes: np.ndarray | None = None) -> Const
         Item group codes (partial pooling); items of different groups never share a key.
     """
     answered = ~np.isnan(values)
-    n_answered = answered.sum(axis=0)
-    right = np.where(answered, values, 0.0).sum(axis=0)
-    const = np.flatnonzero((n_answered > 0) & ((right == 0) | (right == n_answered)))
-    sign = np.where(right[const] > 0, 1, -1).astype(np.int8)
+    right, wrong = constant_columns(values)
+    const = np.sort(np.concatenate([right, wrong]))
+    sign = np.where(np.isin(const, right), 1, -1).astype(np.int8)
     group = np.zeros(len(const), np.int64) if codes is None else np.asarray(codes)[const]
     rows = np.column_stack([sign, group, answered[:, const].T.astype(np.int8)])
     uniq, key, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)

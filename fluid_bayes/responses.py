@@ -27,6 +27,7 @@ from fluid_bayes.exceptions import DataError
 __all__ = [
     "DataReport",
     "ResponseMatrix",
+    "constant_columns",
     "from_array",
 ]
 
@@ -116,15 +117,22 @@ class DataReport:
         }
 
 
-def _constant_items(values: np.ndarray, items: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    """Return (all-correct, all-wrong) items among the items anyone answered."""
+def constant_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the all-correct and the all-wrong items among those anyone answered.
+
+    ``values`` is subjects x items with NaN for missing answers.
+    """
     observed = ~np.isnan(values)
     n_obs = observed.sum(axis=0)
     n_right = np.where(observed, values, 0.0).sum(axis=0)
     answered = n_obs > 0
-    right = tuple(items[j] for j in np.flatnonzero(answered & (n_right == n_obs)))
-    wrong = tuple(items[j] for j in np.flatnonzero(answered & (n_right == 0)))
-    return right, wrong
+    return np.flatnonzero(answered & (n_right == n_obs)), np.flatnonzero(answered & (n_right == 0))
+
+
+def _constant_items(values: np.ndarray, items: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """Return (all-correct, all-wrong) items among the items anyone answered."""
+    right, wrong = constant_columns(values)
+    return tuple(items[j] for j in right), tuple(items[j] for j in wrong)
 
 
 def _summarize(
