@@ -69,6 +69,8 @@ N_WINDOW = 64
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(N_WINDOW)
 _EDGE = 20.0  # logit beyond which a logistic factor is 1 (or 0) to e^-20 = 2e-9
 _Z1_MAX = 9.0  # the window never leaves [-9, 9] (normal tail beyond: 1e-19)
+_SQRT_HALF = np.sqrt(0.5)
+_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
 @dataclass(frozen=True)
@@ -132,17 +134,20 @@ def constant_items(values: np.ndarray, codes: np.ndarray | None = None) -> Const
 
 
 # ------------------------------------------------------------------ reference (numpy)
-def _window(theta, loc_b, sigma_b, a, sign, mask):
-    """Per key and z2 node: Gauss-Legendre nodes ``z1``, their log weights, log tail."""
-    big = np.where(mask > 0, theta[None, :], -np.inf).max(axis=1)  # (K,)
-    small = np.where(mask > 0, theta[None, :], np.inf).min(axis=1)
+def _window(theta, loc_b, sigma_b, a, sign, mask, xp=np, log_ndtr=log_ndtr):
+    """Per key and z2 node: Gauss-Legendre nodes ``z1``, their log weights, log tail.
+
+    ``xp`` and ``log_ndtr`` are numpy's and scipy's, or ``jax.numpy``'s and JAX's.
+    """
+    big = xp.where(mask > 0, theta[None, :], -xp.inf).max(axis=1)  # (K,)
+    small = xp.where(mask > 0, theta[None, :], xp.inf).min(axis=1)
     edge = _EDGE / (a * sigma_b)  # (K, n2)
-    lo = np.clip((small - loc_b)[:, None] / sigma_b - edge, -_Z1_MAX, _Z1_MAX)
-    hi = np.clip((big - loc_b)[:, None] / sigma_b + edge, -_Z1_MAX, _Z1_MAX)
-    half, mid = np.maximum(0.5 * (hi - lo), 1e-300), 0.5 * (hi + lo)
+    lo = xp.clip((small - loc_b)[:, None] / sigma_b - edge, -_Z1_MAX, _Z1_MAX)
+    hi = xp.clip((big - loc_b)[:, None] / sigma_b + edge, -_Z1_MAX, _Z1_MAX)
+    half, mid = xp.maximum(0.5 * (hi - lo), 1e-300), 0.5 * (hi + lo)
     z1 = mid[..., None] + half[..., None] * _GL_X  # (K, n2, N)
-    lw1 = np.log(half[..., None] * _GL_W) - 0.5 * z1**2 - 0.5 * np.log(2 * np.pi)
-    tail = np.where(sign[:, None] > 0, log_ndtr(lo), log_ndtr(-hi))
+    lw1 = xp.log(half[..., None] * _GL_W) - 0.5 * z1**2 - _LOG_SQRT_2PI
+    tail = xp.where(sign[:, None] > 0, log_ndtr(lo), log_ndtr(-hi))
     return z1, lw1, tail
 
 
@@ -170,8 +175,6 @@ def _constant_numpy(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts)
 
 
 # ------------------------------------------------------------------ numba kernel
-_SQRT_HALF = np.sqrt(0.5)
-_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
 def _constant_kernel(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts, z2, lw2, gx, gw):
@@ -403,20 +406,11 @@ def _register_jax() -> None:
         from jax.scipy.special import log_ndtr as jlog_ndtr
         from jax.scipy.special import logsumexp as jlogsumexp
 
-        z2 = jnp.asarray(_Z2)
-        lw2, gx, gw = jnp.asarray(_LW2), jnp.asarray(_GL_X), jnp.asarray(_GL_W)
+        z2, lw2 = jnp.asarray(_Z2), jnp.asarray(_LW2)
 
         def value(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts):
             a = jnp.exp(loc_la[:, None] + sigma_la * z2[None, :])
-            big = jnp.where(mask > 0, theta[None, :], -jnp.inf).max(axis=1)
-            small = jnp.where(mask > 0, theta[None, :], jnp.inf).min(axis=1)
-            edge = _EDGE / (a * sigma_b)
-            lo = jnp.clip((small - loc_b)[:, None] / sigma_b - edge, -_Z1_MAX, _Z1_MAX)
-            hi = jnp.clip((big - loc_b)[:, None] / sigma_b + edge, -_Z1_MAX, _Z1_MAX)
-            half, mid = jnp.maximum(0.5 * (hi - lo), 1e-300), 0.5 * (hi + lo)
-            z1 = mid[..., None] + half[..., None] * gx
-            lw1 = jnp.log(half[..., None] * gw) - 0.5 * z1**2 - _LOG_SQRT_2PI
-            tail = jnp.where(sign[:, None] > 0, jlog_ndtr(lo), jlog_ndtr(-hi))
+            z1, lw1, tail = _window(theta, loc_b, sigma_b, a, sign, mask, jnp, jlog_ndtr)
             x = (sign[:, None] * a)[..., None, None] * (
                 theta - loc_b[:, None, None, None] - sigma_b * z1[..., None]
             )
