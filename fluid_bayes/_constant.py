@@ -134,16 +134,21 @@ def constant_items(values: np.ndarray, codes: np.ndarray | None = None) -> Const
 
 
 # ------------------------------------------------------------------ reference (numpy)
-def _window(theta, loc_b, sigma_b, a, sign, mask, xp=np, log_ndtr=log_ndtr):
+def _window(theta, loc_b, sigma_b, a, sign, mask, xp=np, log_ndtr=log_ndtr, fixed=None):
     """Per key and z2 node: Gauss-Legendre nodes ``z1``, their log weights, log tail.
 
-    ``xp`` and ``log_ndtr`` are numpy's and scipy's, or ``jax.numpy``'s and JAX's.
+    ``xp`` and ``log_ndtr`` are numpy's and scipy's, or ``jax.numpy``'s and JAX's;
+    ``fixed`` (JAX: ``stop_gradient``) holds the window's ends constant for
+    differentiation, so the gradient is the integrand's at the nodes, as in the
+    numba kernel and :func:`_constant_numpy` (see the module text).
     """
     big = xp.where(mask > 0, theta[None, :], -xp.inf).max(axis=1)  # (K,)
     small = xp.where(mask > 0, theta[None, :], xp.inf).min(axis=1)
     edge = _EDGE / (a * sigma_b)  # (K, n2)
     lo = xp.clip((small - loc_b)[:, None] / sigma_b - edge, -_Z1_MAX, _Z1_MAX)
     hi = xp.clip((big - loc_b)[:, None] / sigma_b + edge, -_Z1_MAX, _Z1_MAX)
+    if fixed is not None:
+        lo, hi = fixed(lo), fixed(hi)
     half, mid = xp.maximum(0.5 * (hi - lo), 1e-300), 0.5 * (hi + lo)
     z1 = mid[..., None] + half[..., None] * _GL_X  # (K, n2, N)
     lw1 = xp.log(half[..., None] * _GL_W) - 0.5 * z1**2 - _LOG_SQRT_2PI
@@ -410,7 +415,9 @@ def _register_jax() -> None:
 
         def value(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts):
             a = jnp.exp(loc_la[:, None] + sigma_la * z2[None, :])
-            z1, lw1, tail = _window(theta, loc_b, sigma_b, a, sign, mask, jnp, jlog_ndtr)
+            z1, lw1, tail = _window(
+                theta, loc_b, sigma_b, a, sign, mask, jnp, jlog_ndtr, jax.lax.stop_gradient
+            )
             x = (sign[:, None] * a)[..., None, None] * (
                 theta - loc_b[:, None, None, None] - sigma_b * z1[..., None]
             )

@@ -87,7 +87,7 @@ def test_numba_matches_numpy_and_finite_differences():
             assert abs(got - fd) < 1e-4 * max(1.0, abs(fd)), (pos, j, got, fd)
 
 
-@pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX", "FAST_COMPILE"])
 def test_op_gradient_in_pytensor(mode):
     rng = np.random.default_rng(3)
     theta_v, sign, mask, counts = _keys(rng)
