@@ -8,13 +8,20 @@ as a warning sign of poor energy exploration.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import arviz as az
 import numpy as np
 import xarray as xr
 
 from ._constants import CHAIN, DRAW
+from ._diagworker import per_parameter
 
 __all__ = [
     "BFMI_MIN",
@@ -28,6 +35,8 @@ RHAT_MAX = 1.01
 ESS_MIN = 400.0
 BFMI_MIN = 0.3
 _N_WORST = 5
+#: parameters per process of the R-hat/ESS computation (fewer: computed in-process)
+PARAMS_PER_WORKER = 1000
 
 
 @dataclass(frozen=True)
@@ -113,20 +122,70 @@ class ConvergenceReport:
         return cls(**kw)
 
 
-def _flatten(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
-    """All values of a per-parameter diagnostic dataset as one vector with labels."""
-    values, labels = [], []
-    for name, da in ds.data_vars.items():
-        flat = da.stack(_p=da.dims) if da.dims else da.expand_dims(_p=[0])
-        values.append(np.asarray(flat.values, dtype=float).ravel())
-        if da.dims:
-            labels.extend(
-                f"{name}[{', '.join(str(c) for c in (k if isinstance(k, tuple) else (k,)))}]"
-                for k in flat.indexes["_p"]
-            )
-        else:
+def _matrix(post: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """Every parameter's draws as one ``(chain, draw, parameter)`` array, with labels."""
+    blocks, labels = [], []
+    for name, da in post.data_vars.items():
+        dims = [d for d in da.dims if d not in (CHAIN, DRAW)]
+        if not dims:
+            blocks.append(da.transpose(CHAIN, DRAW).values[..., None])
             labels.append(str(name))
-    return np.concatenate(values), labels
+            continue
+        flat = da.stack(_p=dims).transpose(CHAIN, DRAW, "_p")
+        blocks.append(flat.values)
+        labels.extend(
+            f"{name}[{', '.join(str(c) for c in (k if isinstance(k, tuple) else (k,)))}]"
+            for k in flat.indexes["_p"]
+        )
+    return np.concatenate([np.asarray(b, dtype=float) for b in blocks], axis=-1), labels
+
+
+def _workers(n_params: int) -> int:
+    """Processes for the per-parameter diagnostics.
+
+    One per core, at most one per ``PARAMS_PER_WORKER`` parameters (a child takes
+    ~1.5 s to import ArviZ).
+    """
+    return max(1, min(_cores(), n_params // PARAMS_PER_WORKER))
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _per_parameter(values: np.ndarray) -> np.ndarray:
+    """R-hat, bulk ESS and tail ESS (shape ``(3, parameter)``), blocks in parallel.
+
+    The first block is computed here, the others by ``_diagworker.py`` run as scripts
+    in child processes; a child that fails is reported and its block recomputed here.
+    """
+    blocks = np.array_split(np.arange(values.shape[-1]), _workers(values.shape[-1]))
+    if len(blocks) == 1:
+        return per_parameter(values)
+    with tempfile.TemporaryDirectory(prefix="fluid_bayes_diag_") as tmp:
+        children = []
+        for k, idx in enumerate(blocks[1:], start=1):
+            src, dst = Path(tmp) / f"in{k}.npy", Path(tmp) / f"out{k}.npy"
+            np.save(src, values[..., idx])
+            cmd = [sys.executable, str(Path(__file__).with_name("_diagworker.py")), src, dst]
+            children.append((idx, dst, subprocess.Popen(cmd, stderr=subprocess.PIPE)))
+        out = [per_parameter(values[..., blocks[0]])]
+        for idx, dst, child in children:
+            _, err = child.communicate()
+            if child.returncode == 0:
+                out.append(np.load(dst))
+                continue
+            warnings.warn(
+                f"diagnostics worker failed (exit {child.returncode}): "
+                f"{err.decode(errors='replace').strip()[-500:]}; computed in this process",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            out.append(per_parameter(values[..., idx]))
+    return np.concatenate(out, axis=1)
 
 
 def check_convergence(
@@ -152,9 +211,8 @@ def check_convergence(
     if n_chains * n_draws < 8:
         nan = float("nan")
         return ConvergenceReport(nan, nan, nan, 0, nan, (), sampler=sampler)
-    rhat, labels = _flatten(az.rhat(post))
-    ess_bulk, _ = _flatten(az.ess(post, method="bulk"))
-    ess_tail, _ = _flatten(az.ess(post, method="tail"))
+    values, labels = _matrix(post)
+    rhat, ess_bulk, ess_tail = _per_parameter(values)
     divergences, bfmi = 0, float("nan")
     if "sample_stats" in idata.children:
         stats = idata["sample_stats"].to_dataset()
