@@ -51,7 +51,7 @@ from pytensor.graph.op import Op
 from scipy.special import expit, log_expit, log_ndtr, logsumexp
 
 from ._loglik import _KERNEL_FLAGS, exp_nonpositive, log1p_unit
-from .responses import constant_columns
+from .datareport import constant_columns
 
 __all__ = [
     "ConstantItems",
