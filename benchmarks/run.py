@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
 from fluid_bayes.demo import DATA
+from fluid_bayes.model import DEFAULT_TUNE
 from fluid_bayes.simulate import simulate_2pl
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("cases", nargs="*", default=["lsat7", "chembench", "sim_1000x100"])
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=DEFAULT_TUNE)
     p.add_argument("--backend", default="auto", choices=("auto", "jax", "numba"))
     p.add_argument("--save-dir", default=None, help="also save each fitted bank here")
     p.add_argument(

@@ -30,7 +30,7 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         help="NUTS backend, or 'advi' (a labelled approximation); default nutpie",
     )
     g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (1000)")
-    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (1000)")
+    g.add_argument("--tune", type=int, default=500, help="tuning steps per chain (500)")
     g.add_argument("--chains", type=int, default=4, help="chains (4; run 2 at a time here)")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g.add_argument("--target-accept", type=float, default=None,

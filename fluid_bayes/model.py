@@ -26,12 +26,15 @@ Two likelihoods, chosen by measurement (``benchmarks/README.md``):
 ``joint``
     One ability per subject is sampled. Right for language-model data: few subjects
     answering thousands of items, each ability pinned to a few hundredths. The
-    sampler works in the *item-anchored* frame (item population at mean difficulty
-    0 and typical discrimination 1, which thousands of items pin precisely), where
-    no posterior direction moves every item at once; the plain parametrization has
-    two such ridges (all abilities and difficulties shifting together; the ability
-    scale trading against every discrimination) that left R-hat at 1.06+
-    (``shared/NOTES.md``). When subjects outnumber items (1,000 x 100) the roles turn:
+    sampler works in the *item-anchored* frame: the sampled items at mean difficulty
+    exactly 0 and geometric-mean discrimination exactly 1 (each item population split
+    exactly into the items' mean and zero-sum deviations), where no posterior
+    direction moves every item at once; the plain parametrization has two such
+    ridges (all abilities and difficulties shifting together; the ability scale
+    trading against every discrimination) that left R-hat at 1.06+
+    (``shared/NOTES.md``), and anchoring on the item *population* (mean 0 up to
+    ``sigma / sqrt(J)``) left them long enough to stall the population means
+    (``benchmarks/README.md``). When subjects outnumber items (1,000 x 100) the roles turn:
     a hundred items pin the item population less well than a thousand abilities pin
     theirs, and the item-anchored frame mixed slowly there (R-hat 1.16 at 1,000 x
     100), so ``frame="auto"`` samples the plain frame, ``theta ~ N(0, 1)``, instead
@@ -81,6 +84,7 @@ from .priors import Gamma, HalfNormal, Normal, Prior, Priors
 from .responses import ResponseMatrix
 
 __all__ = [
+    "DEFAULT_TUNE",
     "Gamma",
     "HalfNormal",
     "HierarchicalTwoPL",
@@ -92,6 +96,10 @@ __all__ = [
 ]
 
 MARGINAL_MAX_ITEMS = 30
+#: tuning steps per chain by default. Measured with the sampled-items frame: ChemBench
+#: converged alike after 500 and 1,000 (R-hat 1.0076 and 1.0087, min bulk ESS 580 and
+#: 563) in 91 s instead of 122 s (``benchmarks/README.md``)
+DEFAULT_TUNE = 500
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 CENTERED_MIN_ANSWERS = 100
 Likelihood = Literal["auto", "joint", "marginal"]
@@ -155,8 +163,8 @@ class HierarchicalTwoPL:
         ``CENTERED_MIN_ANSWERS`` answers.
     frame : {"auto", "items", "subjects"}
         The sampler's frame for the joint likelihood (the reported scale is the same).
-        ``items``: the item-anchored frame (item population at mean difficulty 0 and
-        typical discrimination 1); right when items outnumber subjects, as in
+        ``items``: the item-anchored frame (the sampled items at mean difficulty 0 and
+        geometric-mean discrimination 1); right when items outnumber subjects, as in
         language-model data. ``subjects``: the plain frame, abilities ~ N(0, 1); right
         when subjects outnumber items (1,000 subjects x 100 items), where 100 items pin
         the item population less well than 1,000 abilities pin theirs. ``auto`` picks
@@ -357,55 +365,83 @@ class HierarchicalTwoPL:
         *,
         centered: bool,
     ) -> None:
-        """Abilities sampled; the sampler works in the item-anchored frame.
+        """Abilities sampled; the sampler works in the frame the sampled items pin.
 
         Model (population scale): ``theta ~ N(0, 1)``, ``b ~ N(mu_b, sigma_b)``,
-        ``log a ~ N(mu_log_a, sigma_log_a)``. With ``k = exp(mu_log_a)`` the
-        sampler's coordinates are the *anchored* ``theta* = k (theta - mu_b)``,
-        ``b* = k (b - mu_b)``, ``a* = a / k``: the item population sits at mean
-        difficulty 0 and geometric-mean discrimination 1, which thousands of items pin
-        precisely, so no direction of the posterior moves every item at once (the
-        ridges that stall the plain model). ``theta*`` is centred (each ability is
-        pinned by its many answers) and carries the hyperparameters of the ability
-        population; the spread of ``b*`` is sampled directly, with the prior of
-        ``sigma_b`` applied to ``sigma_b* / k`` (Jacobian included).
+        ``log a ~ N(mu_log_a, sigma_log_a)`` (around group means with grouping).
+        The ``J`` sampled items' difficulties and log discriminations are split into
+        their means and zero-sum deviations: ``b_j - loc_j = M + D_j`` with
+        ``M ~ N(0, sigma_b / sqrt(J))`` and ``D`` zero-sum normal of scale
+        ``sigma_b``, independent of ``M`` (the same distribution as independent
+        normals), and alike ``log a_j - loc_j = m + e_j``. With ``k = exp(mu_log_a +
+        m)`` the sampler's coordinates are ``theta_f = k (theta - mu_b - M)``,
+        ``b_f = k (b - mu_b - M)``, ``a_f = a / k``: the sampled items sit at mean
+        difficulty exactly 0 and geometric-mean discrimination exactly 1, so ``M``
+        and ``m`` leave the likelihood. In the plain parametrization all abilities
+        and difficulties shift together and the ability scale trades against every
+        discrimination; anchoring on the item *population* (mean 0 and
+        log-discrimination 0 up to ``sigma / sqrt(J)``) leaves those directions
+        short in each coordinate but long in all of them together (of length
+        ``sigma_b`` over one item's posterior SD: ~8 at 100 x 2,000, where the
+        population-anchored frame mixed ``mu_b`` with bulk ESS 78 of 4,000). The
+        scales ``sigma_b`` and ``tau_b`` are sampled in the frame, with their priors
+        applied to ``scale / k`` (Jacobian included).
 
         Reported (deterministic, per draw) on the calibration-sample scale: abilities
         of the calibration subjects standardized to mean 0 and SD 1, items mapped
         alike; see the module docstring.
         """
         p = self.priors
+        n = data.n_items
         mu_b = p.mu_b.to_pymc("mu_b_population")
         mu_la = p.mu_log_a.to_pymc("mu_log_a_population")
         sigma_la = p.sigma_log_a.to_pymc("sigma_log_a")
-        k = pt.exp(mu_la)
+        dev_la, m_la = self._mean_and_deviations("log_a", sigma_la, n, centered)
+        k = pt.exp(mu_la + m_la)
 
         def anchored_scale(name: str, prior: Prior) -> pt.TensorVariable:
             scale = pm.HalfFlat(f"{name}_anchor")
-            pm.Potential(f"{name}_prior", pm.logp(prior.dist(), scale / k) - mu_la)
+            pm.Potential(f"{name}_prior", pm.logp(prior.dist(), scale / k) - pt.log(k))
             return scale
 
-        sigma_b_star = anchored_scale("sigma_b", p.sigma_b)
+        sigma_b_f = anchored_scale("sigma_b", p.sigma_b)
+        dev_b, m_b = self._mean_and_deviations("b", sigma_b_f, n, centered)
         loc_b = loc_la = group_b = group_la = 0.0
         if codes is not None:
-            tau_b_star = anchored_scale("tau_b", p.tau_b)
+            tau_b_f = anchored_scale("tau_b", p.tau_b)
             tau_la = p.tau_log_a.to_pymc("tau_log_a")
             gb = pm.Normal("mu_b_group_raw", 0.0, 1.0, dims=GROUP)
             ga = pm.Normal("mu_log_a_group_raw", 0.0, 1.0, dims=GROUP)
-            group_b, group_la = tau_b_star * gb, tau_la * ga
+            group_b, group_la = tau_b_f * gb, tau_la * ga
             loc_b, loc_la = group_b[codes], group_la[codes]
-        b_star, log_a_star = self._items(
-            "_anchor", loc_b, sigma_b_star, loc_la, sigma_la, centered=centered
-        )
-        theta_star = pm.Normal("theta_anchor", mu=-mu_b * k, sigma=k, dims=SUBJECT)
+        theta_f = pm.Normal("theta_anchor", mu=-mu_b * k - m_b, sigma=k, dims=SUBJECT)
+        # the item population in the frame: difficulty -M (+ group), log a -m (+ group)
+        pop_b, pop_la = group_b - m_b, group_la - m_la
         groups = None
         if codes is not None:
-            groups = (tau_b_star, group_b, group_la)
+            groups = (tau_b_f, pop_b, pop_la)
         if const is not None:
-            constant_potential(theta_star, group_b, sigma_b_star, group_la, sigma_la, const)
+            constant_potential(theta_f, pop_b, sigma_b_f, pop_la, sigma_la, const)
         self._joint_likelihood_and_report(
-            data, theta_star, b_star, log_a_star, 0.0, sigma_b_star, 0.0, groups
+            data, theta_f, loc_b + dev_b, loc_la + dev_la, -m_b, sigma_b_f, -m_la, groups
         )
+
+    @staticmethod
+    def _mean_and_deviations(
+        name: str, scale: Any, n_items: int, centered: bool
+    ) -> tuple[Any, Any]:
+        """``n_items`` independent ``N(0, scale)`` as their mean and zero-sum deviations.
+
+        Returns ``(deviations, mean)``; centred: both sampled on the parameter's scale
+        (``{name}_anchor_dev``, ``{name}_anchor_mean``); non-centred: as multiples of
+        ``scale`` (``{name}_raw``, ``{name}_raw_mean``).
+        """
+        root = np.sqrt(n_items)
+        if centered:
+            dev = pm.ZeroSumNormal(f"{name}_anchor_dev", sigma=scale, dims=ITEM)
+            return dev, pm.Normal(f"{name}_anchor_mean", 0.0, scale / root)
+        dev = pm.ZeroSumNormal(f"{name}_raw", sigma=1.0, dims=ITEM)
+        return scale * dev, scale * pm.Normal(f"{name}_raw_mean", 0.0, 1.0 / root)
 
     def _joint_subjects(
         self,
@@ -483,7 +519,7 @@ class HierarchicalTwoPL:
         *,
         sampler: str = "nutpie",
         draws: int = 1000,
-        tune: int = 1000,
+        tune: int = DEFAULT_TUNE,
         chains: int = 4,
         seed: int = 0,
         progress: bool = False,
@@ -509,7 +545,8 @@ class HierarchicalTwoPL:
         target_accept : float, optional
             NUTS target acceptance rate; by default
             :data:`fluid_bayes.fitting.TARGET_ACCEPT` of the likelihood (0.95 for the
-            marginal one, 0.9 for the joint one).
+            marginal one; for the joint one 0.9 with non-centred items, 0.8 with
+            centred ones).
         strict : bool
             Raise :class:`~fluid_bayes.exceptions.ConvergenceError` if not converged.
         backend : {"auto", "numba", "jax"}

@@ -119,6 +119,48 @@ def test_joint_frame_follows_the_data_shape():
         HierarchicalTwoPL(frame="nope")
 
 
+@pytest.mark.parametrize("centered", [True, False])
+def test_item_mean_and_zero_sum_deviations_are_independent_normals(centered):
+    """The items frame's split of J items into mean + zero-sum deviations is exact:
+    the sum has the independent N(0, sigma) prior it replaces (variance sigma^2 per
+    item, no correlation), for both parametrizations."""
+    import pymc as pm
+
+    n, sigma = 6, 0.7
+    with pm.Model(coords={"item": list(range(n))}):
+        dev, mean = HierarchicalTwoPL._mean_and_deviations("b", sigma, n, centered)
+        x = mean + dev
+    draws = pm.draw(x, draws=40_000, random_seed=5)
+    assert draws.shape == (40_000, n)
+    np.testing.assert_allclose(draws.var(axis=0), sigma**2, rtol=0.04)
+    corr = np.corrcoef(draws.T)[np.triu_indices(n, 1)]
+    assert np.abs(corr).max() < 0.03
+    np.testing.assert_allclose(draws.mean(axis=0), 0.0, atol=0.02)
+    # the deviations alone sum to zero in every draw
+    np.testing.assert_allclose(pm.draw(dev, draws=50, random_seed=1).sum(axis=1), 0, atol=1e-12)
+
+
+def test_items_frame_takes_the_item_means_out_of_the_likelihood():
+    """In the items frame the sampled items' mean difficulty and mean log discrimination
+    move only the prior: the likelihood is the same whatever their values (so the
+    directions in which every item and ability move together are not ridges)."""
+    sim = simulate_2pl(20, 50, seed=1)
+    model = HierarchicalTwoPL(likelihood="joint", frame="items").build(sim.responses)
+    free = {v.name for v in model.free_RVs}
+    assert {"b_raw", "b_raw_mean", "log_a_raw", "log_a_raw_mean", "theta_anchor"} <= free
+    (loglik_graph,) = model.replace_rvs_by_values([model["loglik"]])
+    loglik = model.compile_fn(loglik_graph, inputs=model.value_vars, on_unused_input="ignore")
+    logp = model.compile_logp()
+    point = {k: v + 0.3 for k, v in model.initial_point(random_seed=3).items()}
+    moved = dict(point, b_raw_mean=point["b_raw_mean"] - 0.9)
+    moved["log_a_raw_mean"] = point["log_a_raw_mean"] + 0.5
+    assert loglik(moved) == pytest.approx(loglik(point), rel=1e-12)
+    assert logp(moved) != pytest.approx(logp(point), rel=1e-6)  # the prior does move
+    dev = "b_raw_zerosum__"
+    other = dict(point, **{dev: point[dev] + 0.1 * np.arange(len(point[dev]))})
+    assert loglik(other) != pytest.approx(loglik(point), rel=1e-6)
+
+
 def test_missing_answers_are_skipped_not_imputed():
     sim = simulate_2pl(30, 40, seed=5, missing=0.3)
     assert np.isnan(sim.responses.values).any()
