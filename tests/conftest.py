@@ -8,8 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Hypothesis draws the same examples every run ("same seed, same output"); a case it
+# once found is pinned with @example where it failed
+settings.register_profile("fluid_bayes", derandomize=True)
+settings.load_profile("fluid_bayes")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -100,5 +100,11 @@ def test_bayes_intervals_cover_where_eap_undercovers():
     runs = [ability_coverage(seed=s) for s in range(8)]
     cov = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     print("90% interval coverage over 8 calibrations x 100 subjects:", cov, runs)
-    assert 0.88 <= cov["bayes"] <= 0.92
+    # nominal within two Monte Carlo errors of the mean over calibrations: the spread
+    # between calibrations is large (0.67-0.95 on 2026-11-29), and a fixed band of
+    # +-0.02 was narrower than one standard error
+    per_run = np.array([r["bayes"] for r in runs])
+    se = per_run.std(ddof=1) / np.sqrt(len(runs))
+    assert abs(cov["bayes"] - 0.90) <= 2 * se
+    assert se < 0.05  # the check itself is informative
     assert cov["eap"] < cov["bayes"] - 0.02
