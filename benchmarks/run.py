@@ -42,13 +42,14 @@ def run_case(
     case: str,
     *,
     chains: int,
-    draws: int,
+    draws: int | None,
     tune: int,
     backend: str,
     save_dir: str | None = None,
     drop_constant: bool = False,
     target_accept: float | None = None,
     constant_items: str = "auto",
+    max_draws: int | None = None,
 ) -> dict:
     """Fit one case with the default model and report time and diagnostics."""
     data = case_data(case)
@@ -65,6 +66,7 @@ def run_case(
             tune=tune,
             backend=backend,
             target_accept=target_accept,
+            max_draws=max_draws,
         )
     wall = time.perf_counter() - t0
     if save_dir:
@@ -80,7 +82,8 @@ def run_case(
         "likelihood": bank.meta.sampler["likelihood"],
         "backend": bank.meta.sampler["backend"],
         "chains": chains,
-        "draws": draws,
+        "draws": bank.meta.sampler["draws"],
+        "max_draws": bank.meta.sampler.get("max_draws"),
         "tune": tune,
         "target_accept": bank.meta.sampler["target_accept"],
         "wall_s": round(wall, 1),
@@ -100,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("cases", nargs="*", default=["lsat7", "chembench", "sim_1000x100"])
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=None, help="draws per chain (default: the model's)")
+    p.add_argument(
+        "--max-draws",
+        type=int,
+        default=None,
+        help="extend unconverged nutpie runs up to this many draws (default: the model's)",
+    )
     p.add_argument("--tune", type=int, default=DEFAULT_TUNE)
     p.add_argument("--backend", default="auto", choices=("auto", "jax", "numba"))
     p.add_argument("--save-dir", default=None, help="also save each fitted bank here")
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_constant=args.drop_constant,
             target_accept=args.target_accept,
             constant_items=args.constant_items,
+            max_draws=args.max_draws,
         )
         name = f"{case}_nonconstant" if args.drop_constant else case
         if args.constant_items != "auto":

@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
-    from .model import DEFAULT_TUNE, SAMPLERS
+    from .model import DEFAULT_DRAWS, DEFAULT_TUNE, MAX_DRAWS_FACTOR, SAMPLERS
 
     g = p.add_argument_group("sampler")
     g.add_argument(
@@ -29,14 +29,29 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         default="nutpie",
         help="NUTS backend, or 'advi' (a labelled approximation); default nutpie",
     )
-    g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (1000)")
+    g.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help=f"posterior draws per chain (default {DEFAULT_DRAWS}, and with nutpie more, in "
+        f"blocks of {DEFAULT_DRAWS}, until R-hat and bulk ESS pass, up to --max-draws; "
+        "a number given here is sampled exactly)",
+    )
+    g.add_argument(
+        "--max-draws",
+        type=int,
+        default=None,
+        help="nutpie: if R-hat or bulk ESS miss after --draws, go on in blocks of --draws "
+        f"up to this many per chain (default {MAX_DRAWS_FACTOR * DEFAULT_DRAWS} with the "
+        "default --draws, else --draws)",
+    )
     g.add_argument(
         "--tune",
         type=int,
         default=DEFAULT_TUNE,
         help=f"tuning steps per chain ({DEFAULT_TUNE})",
     )
-    g.add_argument("--chains", type=int, default=4, help="chains (4; run 2 at a time here)")
+    g.add_argument("--chains", type=int, default=4, help="chains (4; nutpie runs all at once)")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g.add_argument("--target-accept", type=float, default=None,
                    help="NUTS target acceptance (default 0.95 marginal; joint 0.9, "
@@ -238,6 +253,7 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
             target_accept=args.target_accept,
             strict=args.strict,
             backend=args.backend,
+            max_draws=args.max_draws,
         )
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
@@ -252,7 +268,7 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"sampler": args.sampler, "draws": args.draws, "tune": args.tune,
             "chains": args.chains, "seed": args.seed, "progress": _progress(args.progress),
             "target_accept": args.target_accept, "strict": args.strict,
-            "backend": args.backend}  # fmt: skip
+            "backend": args.backend, "max_draws": args.max_draws}  # fmt: skip
 
 
 def _read_data(args: argparse.Namespace, path: str | None = None, **extra: Any):

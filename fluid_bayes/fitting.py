@@ -2,13 +2,23 @@
 
 Kept apart from the model specification (cmdstanpy's model / fit split): the spec
 stores settings, :func:`run_fit` samples and returns a new :class:`ItemBank`.
+
+With nutpie, every chain runs at once in the background and the draws are checked in
+blocks (:func:`_sample_nutpie_until_converged`): a default fit that has not reached
+R-hat <= 1.01 and bulk ESS >= 400 after 1,000 draws per chain goes on with the same
+chains, up to 8,000 (``max_draws``; fewer if the draws would pass
+``TRACE_BUDGET_BYTES``), and keeps the draws up to the first block count that passed.
+The decision only ever looks at complete prefixes of seeded chains, so the bank is the
+same on every run with the same seed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -20,16 +30,16 @@ from . import irt
 from ._constant import draw_constant_items
 from ._constants import CHAIN, DRAW, GROUP, HDI_PROB, ITEM, SUBJECT
 from .bank import BankMeta, ItemBank, _items_dataset, bank_hash
-from .diagnostics import ConvergenceReport, check_convergence
+from .diagnostics import ESS_MIN, RHAT_MAX, ConvergenceReport, check_convergence
 from .exceptions import ConvergenceError
-from .model import DEFAULT_TUNE, SAMPLERS
+from .model import DEFAULT_DRAWS, DEFAULT_TUNE, MAX_DRAWS_FACTOR, SAMPLERS
 
 if TYPE_CHECKING:
     from ._constant import ConstantItems
     from .model import HierarchicalTwoPL
     from .responses import ResponseMatrix
 
-__all__ = ["TARGET_ACCEPT", "ConvergenceWarning", "items_frame", "run_fit"]
+__all__ = ["TARGET_ACCEPT", "TRACE_BUDGET_BYTES", "ConvergenceWarning", "items_frame", "run_fit"]
 
 #: default NUTS target acceptance per likelihood (``benchmarks/README.md``). Marginal:
 #: 0.95, because LSAT-7 at 0.9 had 1 divergent transition in 4,000 draws and none at
@@ -38,6 +48,9 @@ __all__ = ["TARGET_ACCEPT", "ConvergenceWarning", "items_frame", "run_fit"]
 #: 365). Joint with centred items (``joint_centered``): 0.8, which at 100 x 2,000 mixed
 #: better per second than 0.9 (min ESS 920 in 146 s against 617 in 166 s).
 TARGET_ACCEPT = {"marginal": 0.95, "joint": 0.9, "joint_centered": 0.8}
+#: a fit that goes on sampling stops before its draws (all chains) would take more than
+#: this: the sampler, the checks and the bank each hold a copy or part of one
+TRACE_BUDGET_BYTES = 4 * 2**30
 
 _HYPER = ("mu_b", "sigma_b", "mu_log_a", "sigma_log_a", "tau_b", "tau_log_a")
 _GROUP_VARS = ("mu_b_group", "mu_log_a_group")
@@ -58,6 +71,8 @@ def _sample(
     progress: bool,
     target_accept: float,
     backend: str,
+    max_draws: int,
+    converged: Callable[[xr.DataTree], bool],
 ) -> xr.DataTree:
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
@@ -75,12 +90,19 @@ def _sample(
             post = post.coarsen(draw=draws).construct(draw=(CHAIN, DRAW))
             post = post.assign_coords({CHAIN: np.arange(chains), DRAW: np.arange(draws)})
             return xr.DataTree.from_dict({"posterior": post})
-        extra = {}
         if sampler == "nutpie":
-            extra["compile_kwargs"] = {
-                "backend": backend,
-                "gradient_backend": "jax" if backend == "jax" else "pytensor",
-            }
+            return _sample_nutpie_until_converged(
+                model,
+                draws=draws,
+                max_draws=max_draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                progress=progress,
+                target_accept=target_accept,
+                backend=backend,
+                converged=converged,
+            )
         return pm.sample(
             draws,
             tune=tune,
@@ -90,8 +112,122 @@ def _sample(
             nuts_sampler=sampler,
             progressbar=progress,
             nuts={"target_accept": target_accept},
-            **extra,
         )
+
+
+def _first_draws(trace: xr.DataTree, n: int) -> xr.DataTree:
+    """The first ``n`` draws of every chain (nutpie pads unfinished chains with NaN)."""
+    groups = {}
+    for name in ("posterior", "sample_stats"):
+        if name in trace.children:
+            groups[name] = trace[name].to_dataset().isel({DRAW: slice(0, n)})
+    return xr.DataTree.from_dict(groups)
+
+
+def _done(run: Any) -> bool:
+    """Whether a background nutpie run has finished (nutpie 0.16 raises while it runs)."""
+    try:
+        return bool(run.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _unfilled(trace: xr.DataTree) -> bool:
+    """Whether some chain's counted draws are not in the inspected trace yet (NaN)."""
+    post = trace["posterior"].to_dataset()
+    first = next(iter(post.data_vars.values()))
+    return bool(np.isnan(first.values).any())
+
+
+def _affordable(trace: xr.DataTree, n: int, draws: int, max_draws: int) -> int:
+    """``max_draws``, lowered in blocks of ``draws`` to keep within the trace budget.
+
+    A warning says so when it is lowered (``TRACE_BUDGET_BYTES``).
+    """
+    per_draw = trace["posterior"].to_dataset().nbytes / n
+    fits = max(n, int(TRACE_BUDGET_BYTES // per_draw) // draws * draws)
+    if fits >= max_draws:
+        return max_draws
+    warnings.warn(
+        f"sampling stops at {fits} draws per chain, not {max_draws}: more would hold over "
+        f"{TRACE_BUDGET_BYTES / 2**30:.0f} GiB of draws ({per_draw / 2**20:.1f} MiB per draw)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return fits
+
+
+def _sample_nutpie_until_converged(
+    model: pm.Model,
+    *,
+    draws: int,
+    max_draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progress: bool,
+    target_accept: float,
+    backend: str,
+    converged: Callable[[xr.DataTree], bool],
+) -> xr.DataTree:
+    """NUTS (nutpie) in blocks of ``draws``: stop at the first block count that converged.
+
+    All chains run at once and are checked when each has ``draws``, ``2 draws``, ...
+    draws after tuning; the first ``n`` draws for which ``converged`` holds (or
+    ``max_draws``) are returned and the rest of the run is stopped. A chain's draws
+    depend only on the seed, not on when it was checked, so the result is the same
+    as a run of exactly ``n`` draws.
+    """
+    import nutpie
+    from pymc.progress_bar.progress import NutpieProgressBarManager
+
+    compiled = nutpie.compile_pymc_model(
+        model, backend=backend, gradient_backend="jax" if backend == "jax" else "pytensor"
+    )
+    finished = np.zeros(chains, np.int64)
+    bar = NutpieProgressBarManager(chains=chains, draws=max_draws, progressbar=progress)
+
+    def on_progress(states) -> None:
+        for i, state in enumerate(states):
+            finished[i] = state.finished_draws
+        bar.update(states)
+
+    with bar:
+        run = nutpie.sample(
+            compiled,
+            draws=max_draws,
+            tune=tune,
+            chains=chains,
+            cores=chains,  # every chain advances, so each check comes early
+            seed=seed,
+            save_warmup=False,
+            progress_bar=False,
+            progress_callback=on_progress,
+            blocking=False,
+            target_accept=target_accept,
+        )
+        n, whole = draws, None
+        try:
+            while True:
+                while whole is None and not _done(run) and finished.min() < tune + n:
+                    time.sleep(0.2)
+                if whole is None and _done(run):
+                    whole = run.wait()
+                trace = _first_draws(whole if whole is not None else run.inspect(), n)
+                if whole is None and _unfilled(trace):  # counted but not yet stored
+                    time.sleep(0.5)
+                    continue
+                if whole is None:
+                    run.pause()  # the check gets the cores; draws depend on the seed only
+                if n >= max_draws or converged(trace):
+                    return trace
+                if whole is None:
+                    run.resume()
+                max_draws = _affordable(trace, n, draws, max_draws)
+                n = min(n + draws, max_draws)
+        finally:
+            if whole is None:
+                run.cancel()
 
 
 def _with_constant_items(
@@ -193,7 +329,7 @@ def run_fit(
     data: ResponseMatrix,
     *,
     sampler: str = "nutpie",
-    draws: int = 1000,
+    draws: int | None = None,
     tune: int = DEFAULT_TUNE,
     chains: int = 4,
     seed: int = 0,
@@ -201,6 +337,7 @@ def run_fit(
     target_accept: float | None = None,
     strict: bool = False,
     backend: str = "auto",
+    max_draws: int | None = None,
 ) -> ItemBank:
     """Fit ``spec`` to ``data``; see :meth:`HierarchicalTwoPL.fit` for the arguments.
 
@@ -218,8 +355,28 @@ def run_fit(
         target_accept = TARGET_ACCEPT[key]
     if backend == "auto":
         backend = "numba"
+    if draws is None:
+        draws = DEFAULT_DRAWS
+        max_draws = MAX_DRAWS_FACTOR * DEFAULT_DRAWS if max_draws is None else max_draws
+    elif max_draws is None:
+        max_draws = draws
+    if max_draws < draws:
+        raise ValueError(f"max_draws ({max_draws}) must be at least draws ({draws})")
     model = spec.build(data)
     const = spec.integrated_items(data)
+    sampled = [
+        v
+        for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS)
+        if v in model.named_vars and (v != "theta" or likelihood == "joint")
+    ]
+
+    checks: dict[int, ConvergenceReport] = {}  # by number of draws
+
+    def converged(trace: xr.DataTree) -> bool:
+        report = check_convergence(trace, var_names=sampled, sampler=sampler)
+        checks[trace["posterior"].sizes[DRAW]] = report
+        return bool(report.max_rhat <= RHAT_MAX and report.min_ess_bulk >= ESS_MIN)
+
     raw = _sample(
         model,
         sampler=sampler,
@@ -230,6 +387,8 @@ def run_fit(
         progress=progress,
         target_accept=target_accept,
         backend=backend,
+        max_draws=max_draws,
+        converged=converged,
     )
     full = raw["posterior"].to_dataset()
     keep = [v for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS) if v in full]
@@ -238,6 +397,8 @@ def run_fit(
     if sampler == "advi":
         nan = float("nan")
         report = ConvergenceReport(nan, nan, nan, 0, nan, (), sampler="advi", approximate=True)
+    elif const is None and checked == sampled and full.sizes[DRAW] in checks:
+        report = checks[full.sizes[DRAW]]  # these very draws were checked while sampling
     else:
         groups = {g: raw[g].to_dataset() for g in raw.children}
         groups["posterior"] = post  # with the constant items' draws
@@ -277,7 +438,9 @@ def run_fit(
         sampler={
             "sampler": sampler,
             "likelihood": likelihood,
-            "draws": draws,
+            "draws": int(full.sizes[DRAW]),
+            "min_draws": draws,
+            "max_draws": max_draws if sampler == "nutpie" else draws,
             "tune": tune,
             "chains": chains,
             "seed": seed,

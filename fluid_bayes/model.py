@@ -84,12 +84,14 @@ from .priors import Gamma, HalfNormal, Normal, Prior, Priors
 from .responses import ResponseMatrix
 
 __all__ = [
+    "DEFAULT_DRAWS",
     "DEFAULT_TUNE",
     "Gamma",
     "HalfNormal",
     "HierarchicalTwoPL",
     "INTEGRATE_MIN_SHARE",
     "MARGINAL_MAX_ITEMS",
+    "MAX_DRAWS_FACTOR",
     "Normal",
     "Priors",
     "SAMPLERS",
@@ -100,6 +102,15 @@ MARGINAL_MAX_ITEMS = 30
 #: converged alike after 500 and 1,000 (R-hat 1.0076 and 1.0087, min bulk ESS 580 and
 #: 563) in 91 s instead of 122 s (``benchmarks/README.md``)
 DEFAULT_TUNE = 500
+#: posterior draws per chain by default; with nutpie a default fit that misses R-hat <=
+#: 1.01 or bulk ESS >= 400 goes on sampling the same chains in blocks of this many, up to
+#: ``MAX_DRAWS_FACTOR`` times as many (fewer if the draws would pass
+#: ``fitting.TRACE_BUDGET_BYTES``). Measured: MMLU-Redux's spread of log discriminations
+#: mixed at a bulk ESS of 120-155 per 1,000 draws x 4 chains under every parametrization
+#: tried and converged after 5,000 (``benchmarks/README.md``); ChemBench, LSAT-7 and the
+#: simulated cases converge at the first check
+DEFAULT_DRAWS = 1000
+MAX_DRAWS_FACTOR = 8
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 CENTERED_MIN_ANSWERS = 100
 Likelihood = Literal["auto", "joint", "marginal"]
@@ -518,7 +529,7 @@ class HierarchicalTwoPL:
         data: ResponseMatrix,
         *,
         sampler: str = "nutpie",
-        draws: int = 1000,
+        draws: int | None = None,
         tune: int = DEFAULT_TUNE,
         chains: int = 4,
         seed: int = 0,
@@ -526,6 +537,7 @@ class HierarchicalTwoPL:
         target_accept: float | None = None,
         strict: bool = False,
         backend: str = "auto",
+        max_draws: int | None = None,
     ):
         """Sample the posterior and return an :class:`~fluid_bayes.bank.ItemBank`.
 
@@ -536,8 +548,20 @@ class HierarchicalTwoPL:
         sampler : {"nutpie", "pymc", "numpyro", "advi"}
             NUTS implementation, or ``"advi"`` (mean-field variational inference,
             an approximation labelled as such in the bank and its diagnostics).
-        draws, tune, chains : int
-            Posterior draws and tuning steps per chain, number of chains.
+        draws : int, optional
+            Posterior draws per chain. Default :data:`DEFAULT_DRAWS` (1,000), extended
+            up to ``max_draws`` as below; a number given is sampled exactly unless
+            ``max_draws`` is given too.
+        tune, chains : int
+            Tuning steps per chain, number of chains.
+        max_draws : int, optional
+            nutpie only: if the first ``draws`` draws per chain miss R-hat <= 1.01 or
+            bulk ESS >= 400, the same chains go on, checked again after every
+            further ``draws``, up to ``max_draws`` per chain; the bank keeps the
+            draws up to the first check that passed (``meta.sampler["draws"]``),
+            which are the same as those of a run of exactly that many. Default
+            ``MAX_DRAWS_FACTOR`` x 1,000 (8,000) with the default ``draws``, else
+            ``draws``.
         seed : int
             Seeds sampling and the ability draws of the marginal model.
         progress : bool
@@ -575,4 +599,5 @@ class HierarchicalTwoPL:
             target_accept=target_accept,
             strict=strict,
             backend=backend,
+            max_draws=max_draws,
         )

@@ -51,8 +51,9 @@ def test_real_lm_data_converges_with_defaults(path):
         warnings.simplefilter("ignore")
         bank = HierarchicalTwoPL().fit(data, seed=1)
     conv = bank.convergence
-    print(path, conv)
+    print(path, conv, "draws per chain", bank.meta.sampler["draws"])
     assert conv.max_rhat <= 1.01
+    assert conv.min_ess_bulk >= 400
     assert conv.divergences == 0
 
 
