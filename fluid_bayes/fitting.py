@@ -70,10 +70,11 @@ def _sample(
     seed: int,
     progress: bool,
     target_accept: float,
-    backend: str,
-    max_draws: int,
-    converged: Callable[[xr.DataTree], bool],
 ) -> xr.DataTree:
+    """ADVI, or NUTS through ``pm.sample`` (PyMC's own sampler, numpyro).
+
+    nutpie runs through :func:`_sample_nutpie_until_converged` instead.
+    """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     with model:
@@ -90,19 +91,6 @@ def _sample(
             post = post.coarsen(draw=draws).construct(draw=(CHAIN, DRAW))
             post = post.assign_coords({CHAIN: np.arange(chains), DRAW: np.arange(draws)})
             return xr.DataTree.from_dict({"posterior": post})
-        if sampler == "nutpie":
-            return _sample_nutpie_until_converged(
-                model,
-                draws=draws,
-                max_draws=max_draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                progress=progress,
-                target_accept=target_accept,
-                backend=backend,
-                converged=converged,
-            )
         return pm.sample(
             draws,
             tune=tune,
@@ -377,19 +365,14 @@ def run_fit(
         checks[trace["posterior"].sizes[DRAW]] = report
         return bool(report.max_rhat <= RHAT_MAX and report.min_ess_bulk >= ESS_MIN)
 
-    raw = _sample(
-        model,
-        sampler=sampler,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progress=progress,
-        target_accept=target_accept,
-        backend=backend,
-        max_draws=max_draws,
-        converged=converged,
-    )
+    options = {"draws": draws, "tune": tune, "chains": chains, "seed": seed,
+               "progress": progress, "target_accept": target_accept}  # fmt: skip
+    if sampler == "nutpie":
+        raw = _sample_nutpie_until_converged(
+            model, max_draws=max_draws, backend=backend, converged=converged, **options
+        )
+    else:
+        raw = _sample(model, sampler=sampler, **options)
     full = raw["posterior"].to_dataset()
     keep = [v for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS) if v in full]
     post = _with_constant_items(full[keep], const, data, seed)
