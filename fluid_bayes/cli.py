@@ -51,7 +51,9 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_TUNE,
         help=f"tuning steps per chain ({DEFAULT_TUNE})",
     )
-    g.add_argument("--chains", type=int, default=4, help="chains (4; nutpie runs all at once)")
+    g.add_argument(
+        "--chains", type=int, default=4, help="chains (4; nutpie runs one per core at a time)"
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g.add_argument("--target-accept", type=float, default=None,
                    help="NUTS target acceptance (default 0.95 marginal; joint 0.9, "

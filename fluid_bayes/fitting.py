@@ -3,11 +3,11 @@
 Kept apart from the model specification (cmdstanpy's model / fit split): the spec
 stores settings, :func:`run_fit` samples and returns a new :class:`ItemBank`.
 
-With nutpie, every chain runs at once in the background and the draws are checked in
-blocks (:func:`_sample_nutpie_until_converged`): a default fit that has not reached
-R-hat <= 1.01 and bulk ESS >= 400 after 1,000 draws per chain goes on with the same
-chains, up to 8,000 (``max_draws``; fewer if the draws would pass
-``TRACE_BUDGET_BYTES``), and keeps the draws up to the first block count that passed.
+With nutpie, every chain is a background run of its own, at most one per core at a
+time, and the draws are checked in blocks (:func:`_sample_nutpie_until_converged`): a
+default fit that has not reached R-hat <= 1.01 and bulk ESS >= 400 after 1,000 draws per
+chain goes on with the same chains, up to 8,000 (``max_draws``; fewer if the draws would
+pass ``TRACE_BUDGET_BYTES``), and keeps the draws up to the first block count that passed.
 The decision only ever looks at complete prefixes of seeded chains, so the bank is the
 same on every run with the same seed.
 """
@@ -54,6 +54,7 @@ TRACE_BUDGET_BYTES = 4 * 2**30
 
 _HYPER = ("mu_b", "sigma_b", "mu_log_a", "sigma_log_a", "tau_b", "tau_log_a")
 _GROUP_VARS = ("mu_b_group", "mu_log_a_group")
+_STORED = ("a", "b", "theta", *_HYPER, *_GROUP_VARS)  # what a bank keeps of the posterior
 
 
 class ConvergenceWarning(UserWarning):
@@ -120,11 +121,9 @@ def _done(run: Any) -> bool:
         return False
 
 
-def _unfilled(trace: xr.DataTree) -> bool:
-    """Whether some chain's counted draws are not in the inspected trace yet (NaN)."""
-    post = trace["posterior"].to_dataset()
-    first = next(iter(post.data_vars.values()))
-    return bool(np.isnan(first.values).any())
+def _chain_seeds(seed: int, chains: int) -> list[int]:
+    """One nutpie seed per chain (each chain is a run of its own), from ``seed``."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(chains, np.uint64)]
 
 
 def _affordable(trace: xr.DataTree, n: int, draws: int, max_draws: int) -> int:
@@ -145,6 +144,96 @@ def _affordable(trace: xr.DataTree, n: int, draws: int, max_draws: int) -> int:
     return fits
 
 
+class _Chains:
+    """Chains that are nutpie runs of their own, advanced at most ``cores`` at a time.
+
+    One run per chain lets each be paused on its own: a chain that has its draws for
+    the next check yields its core to a chain behind, so no more threads than cores
+    ever run (``benchmarks/README.md``: four chains sharing two cores were 15-28%
+    slower), and the checks run with the sampler paused. A chain's draws depend only
+    on its seed, never on when it was paused.
+    """
+
+    def __init__(self, compiled: Any, seeds: list[int], cores: int, bar: Any, **options):
+        import nutpie
+
+        self.cores = cores
+        self.tune = options["tune"]
+        self.finished = np.zeros(len(seeds), np.int64)
+        self._latest: list[Any] = [None] * len(seeds)
+        self._bar = bar
+        self._whole: dict[int, xr.DataTree] = {}
+        self.runs: list[Any] = []
+        for c, chain_seed in enumerate(seeds):
+            run = nutpie.sample(
+                compiled, chains=1, cores=1, seed=chain_seed, blocking=False,
+                progress_bar=False, progress_callback=self._on_progress(c), **options,
+            )  # fmt: skip
+            run.pause()  # started by _advance, at most ``cores`` at a time
+            self.runs.append(run)
+
+    def _on_progress(self, c: int) -> Callable[[Any], None]:
+        def on_progress(states) -> None:
+            self.finished[c] = states[0].finished_draws
+            self._latest[c] = states[0]
+            if all(s is not None for s in self._latest):
+                self._bar.update(self._latest)
+
+        return on_progress
+
+    def advance(self, target: int) -> None:
+        """Run the chains until each has ``target`` draws (tuning included), then pause."""
+        running: set[int] = set()
+        while True:
+            for c in sorted(running):
+                if self.finished[c] >= target:
+                    if not _done(self.runs[c]):
+                        self.runs[c].pause()
+                    running.discard(c)
+                elif _done(self.runs[c]):  # its last progress report may be pending
+                    self._whole[c] = self.runs[c].wait()  # raises what stopped it, if any
+                    self.finished[c] = self.tune + self._whole[c]["posterior"].sizes[DRAW]
+                    if self.finished[c] < target:
+                        raise RuntimeError(
+                            f"nutpie chain {c} stopped after {self.finished[c]} draws"
+                        )
+                    running.discard(c)
+            behind = [c for c in range(len(self.runs)) if self.finished[c] < target]
+            if not behind:
+                return
+            for c in behind:
+                if len(running) < self.cores and c not in running:
+                    self.runs[c].resume()
+                    running.add(c)
+            time.sleep(0.1)
+
+    def first(self, n: int) -> xr.DataTree:
+        """The first ``n`` draws of every chain, once each has them stored."""
+        parts = []
+        for c, run in enumerate(self.runs):
+            while True:
+                if c not in self._whole and _done(run):
+                    self._whole[c] = run.wait()
+                trace = _first_draws(self._whole[c] if c in self._whole else run.inspect(), n)
+                post = trace["posterior"].to_dataset()
+                first = next(iter(post.data_vars.values()))
+                if first.sizes[DRAW] == n and not np.isnan(first.values).any():
+                    break
+                time.sleep(0.2)  # counted but not yet stored
+            parts.append(trace)
+        groups = {}
+        for name in ("posterior", "sample_stats"):
+            if name in parts[0].children:
+                ds = xr.concat([p[name].to_dataset() for p in parts], dim=CHAIN)
+                groups[name] = ds.assign_coords({CHAIN: np.arange(len(parts))})
+        return xr.DataTree.from_dict(groups)
+
+    def cancel(self) -> None:
+        for c, run in enumerate(self.runs):
+            if c not in self._whole:
+                run.cancel()
+
+
 def _sample_nutpie_until_converged(
     model: pm.Model,
     *,
@@ -160,62 +249,38 @@ def _sample_nutpie_until_converged(
 ) -> xr.DataTree:
     """NUTS (nutpie) in blocks of ``draws``: stop at the first block count that converged.
 
-    All chains run at once and are checked when each has ``draws``, ``2 draws``, ...
-    draws after tuning; the first ``n`` draws for which ``converged`` holds (or
-    ``max_draws``) are returned and the rest of the run is stopped. A chain's draws
-    depend only on the seed, not on when it was checked, so the result is the same
-    as a run of exactly ``n`` draws.
+    The chains are checked when each has ``draws``, ``2 draws``, ... draws after
+    tuning; the first ``n`` draws for which ``converged`` holds (or ``max_draws``) are
+    returned and the rest of the run is stopped. A chain's draws depend only on the
+    seed, not on when it was checked, so the result is the same as a run of exactly
+    ``n`` draws.
     """
     import nutpie
     from pymc.progress_bar.progress import NutpieProgressBarManager
 
     compiled = nutpie.compile_pymc_model(
-        model, backend=backend, gradient_backend="jax" if backend == "jax" else "pytensor"
+        model,
+        backend=backend,
+        gradient_backend="jax" if backend == "jax" else "pytensor",
+        var_names=[v for v in _STORED if v in model.named_vars],  # not the sampler's frame
     )
-    finished = np.zeros(chains, np.int64)
     bar = NutpieProgressBarManager(chains=chains, draws=max_draws, progressbar=progress)
-
-    def on_progress(states) -> None:
-        for i, state in enumerate(states):
-            finished[i] = state.finished_draws
-        bar.update(states)
-
     with bar:
-        run = nutpie.sample(
-            compiled,
-            draws=max_draws,
-            tune=tune,
-            chains=chains,
-            cores=chains,  # every chain advances, so each check comes early
-            seed=seed,
-            save_warmup=False,
-            progress_bar=False,
-            progress_callback=on_progress,
-            blocking=False,
-            target_accept=target_accept,
-        )
-        n, whole = draws, None
+        runs = _Chains(
+            compiled, _chain_seeds(seed, chains), min(chains, os.cpu_count() or 1), bar,
+            draws=max_draws, tune=tune, save_warmup=False, target_accept=target_accept,
+        )  # fmt: skip
+        n = draws
         try:
             while True:
-                while whole is None and not _done(run) and finished.min() < tune + n:
-                    time.sleep(0.2)
-                if whole is None and _done(run):
-                    whole = run.wait()
-                trace = _first_draws(whole if whole is not None else run.inspect(), n)
-                if whole is None and _unfilled(trace):  # counted but not yet stored
-                    time.sleep(0.5)
-                    continue
-                if whole is None:
-                    run.pause()  # the check gets the cores; draws depend on the seed only
+                runs.advance(tune + n)
+                trace = runs.first(n)
                 if n >= max_draws or converged(trace):
                     return trace
-                if whole is None:
-                    run.resume()
                 max_draws = _affordable(trace, n, draws, max_draws)
                 n = min(n + draws, max_draws)
         finally:
-            if whole is None:
-                run.cancel()
+            runs.cancel()
 
 
 def _with_constant_items(
@@ -353,9 +418,7 @@ def run_fit(
     model = spec.build(data)
     const = spec.integrated_items(data)
     sampled = [
-        v
-        for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS)
-        if v in model.named_vars and (v != "theta" or likelihood == "joint")
+        v for v in _STORED if v in model.named_vars and (v != "theta" or likelihood == "joint")
     ]
 
     checks: dict[int, ConvergenceReport] = {}  # by number of draws
@@ -374,7 +437,7 @@ def run_fit(
     else:
         raw = _sample(model, sampler=sampler, **options)
     full = raw["posterior"].to_dataset()
-    keep = [v for v in ("a", "b", "theta", *_HYPER, *_GROUP_VARS) if v in full]
+    keep = [v for v in _STORED if v in full]
     post = _with_constant_items(full[keep], const, data, seed)
     checked = [v for v in keep if v != "theta" or likelihood == "joint"]
     if sampler == "advi":

@@ -74,3 +74,19 @@ def test_draws_are_capped_by_the_trace_budget(monkeypatch):
     monkeypatch.setattr(fitting, "TRACE_BUDGET_BYTES", 1_000)
     with pytest.warns(RuntimeWarning):
         assert fitting._affordable(trace, 100, 100, 800) == 100  # never below the draws held
+
+
+def test_draws_do_not_depend_on_how_many_chains_run_at_once(monkeypatch):
+    """Each chain is a seeded nutpie run of its own: one chain at a time or one per
+    core, the draws are the same, and the chains differ from each other."""
+    import os
+
+    data = _slice()
+    per_core = _fit(data, draws=30)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    one_at_a_time = _fit(data, draws=30)
+    for name in ("theta", "a", "b", "sigma_log_a"):
+        got = one_at_a_time.posterior[name].values
+        np.testing.assert_array_equal(got, per_core.posterior[name].values)
+        assert not np.array_equal(got[0], got[1])
+    assert per_core.meta.sampler["chains"] == 4
