@@ -83,7 +83,8 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
     ``y`` the answer. The likelihood ``logistic(+-x)``, ``x = a (node - b)``, needs
     only ``e = exp(-|x|)``; with equally spaced nodes (``step`` > 0; 0 otherwise) ``x``
     moves by a constant from node to node, so ``e`` is carried by one multiplication
-    (recomputed exactly every 16 nodes and where ``x`` changes sign). Weights below
+    (recomputed exactly every 16 nodes, where ``x`` changes sign, and at every node
+    for an item so steep that ``x`` moves by more than 30 per node). Weights below
     1e-300 are set to 0 (they are ``exp(-690)`` below the draw's maximum).
 
     Returns
@@ -100,7 +101,10 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
     for s in range(n_s):
         ab = sign * a[s]
         bs = b[s]
-        up = math.exp(ab * step)  # exp(x) moves by this factor per node
+        # exp(x) moves by ``up`` per node; for a steep item (a discrimination draw of
+        # 1e5: up would overflow or vanish) each node's e is computed directly
+        direct = step == 0.0 or abs(ab * step) > 30.0
+        up = 1.0 if direct else math.exp(ab * step)
         down = 1.0 / up
         top = 0.0
         e = 0.0
@@ -108,7 +112,7 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
         for g in range(lo, hi):
             x = ab * (nodes[g] - bs)
             k = g - lo
-            if step == 0.0 or k % 16 == 0 or (x >= 0.0) != (prev >= 0.0):
+            if direct or k % 16 == 0 or (x >= 0.0) != (prev >= 0.0):
                 e = math.exp(-abs(x))
             elif x >= 0.0:  # e = exp(-x)
                 e *= down

@@ -148,10 +148,10 @@ class _Chains:
     """Chains that are nutpie runs of their own, advanced at most ``cores`` at a time.
 
     One run per chain lets each be paused on its own: a chain that has its draws for
-    the next check yields its core to a chain behind, so no more threads than cores
-    ever run (``benchmarks/README.md``: four chains sharing two cores were 15-28%
-    slower), and the checks run with the sampler paused. A chain's draws depend only
-    on its seed, never on when it was paused.
+    the next check yields its core to a chain behind, so no more chains than cores
+    ever run (``benchmarks/README.md``: at 100 x 14,000, four chains sharing two cores
+    took 17% longer per leapfrog step), and the checks run with every chain paused. A
+    chain's draws depend only on its seed, never on when it was paused.
     """
 
     def __init__(self, compiled: Any, seeds: list[int], cores: int, bar: Any, **options):
@@ -211,7 +211,7 @@ class _Chains:
         """The first ``n`` draws of every chain, once each has them stored."""
         parts = []
         for c, run in enumerate(self.runs):
-            while True:
+            for _ in range(300):  # counted draws are stored within a moment
                 if c not in self._whole and _done(run):
                     self._whole[c] = run.wait()
                 trace = _first_draws(self._whole[c] if c in self._whole else run.inspect(), n)
@@ -219,7 +219,9 @@ class _Chains:
                 first = next(iter(post.data_vars.values()))
                 if first.sizes[DRAW] == n and not np.isnan(first.values).any():
                     break
-                time.sleep(0.2)  # counted but not yet stored
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"nutpie chain {c} reported {n} draws but stored fewer")
             parts.append(trace)
         groups = {}
         for name in ("posterior", "sample_stats"):
@@ -229,6 +231,7 @@ class _Chains:
         return xr.DataTree.from_dict(groups)
 
     def cancel(self) -> None:
+        """Stop every chain still running or paused; its draws are discarded."""
         for c, run in enumerate(self.runs):
             if c not in self._whole:
                 run.cancel()

@@ -491,3 +491,28 @@ def test_bank_identity_includes_item_ids(tmp_path):
     path = Session(one, method="paper", max_items=2).save(tmp_path / "s.json")
     with pytest.raises(DataError, match="run against bank"):
         Session.load(path, two)
+
+
+def test_steep_item_draws_update_like_the_full_grid():
+    """A discrimination draw of ~1e5 (seen in a 30-subject calibration's tail) once
+    made the per-node recurrence divide by exp(-huge) = 0; the update must stay exact."""
+    from fluid_bayes import _kernels
+
+    rng = np.random.default_rng(5)
+    n_draws, n = 6, 12
+    a = np.exp(rng.normal(0.2, 0.3, (n_draws, n)))
+    a[2, 3], a[4, 7] = 92033.07456698, 1e5  # steep items, either answer
+    b = rng.normal(0, 1, (n_draws, n))
+    y = (rng.random(n) < 0.5).astype(float)
+    y[3], y[7] = 0.0, 1.0
+    nodes = ability_grid()
+    for integration in ("mixture", "weighted"):
+        state = GridState(nodes, normal_log_prior(nodes), n_draws, integration)
+        for j in range(n):
+            state.update(a[:, j], b[:, j], y[j])
+        full = _kernels.grid_loglik_sum(a, b, y, nodes)
+        w = joint_weights(full, normal_log_prior(nodes), integration).sum(axis=0)
+        ref = grid_summary(nodes, w[None, :])[0]
+        got = state.summary()
+        assert np.isfinite(got.mean) and np.isfinite(got.sd)
+        assert abs(got.mean - ref.mean) < 1e-9 and abs(got.sd - ref.sd) < 1e-9
