@@ -169,7 +169,7 @@ class _Chains:
                 compiled, chains=1, cores=1, seed=chain_seed, blocking=False,
                 progress_bar=False, progress_callback=self._on_progress(c), **options,
             )  # fmt: skip
-            run.pause()  # started by _advance, at most ``cores`` at a time
+            run.pause()  # started by ``advance``, at most ``cores`` at a time
             self.runs.append(run)
 
     def _on_progress(self, c: int) -> Callable[[Any], None]:
@@ -191,8 +191,7 @@ class _Chains:
                         self.runs[c].pause()
                     running.discard(c)
                 elif _done(self.runs[c]):  # its last progress report may be pending
-                    self._whole[c] = self.runs[c].wait()  # raises what stopped it, if any
-                    self.finished[c] = self.tune + self._whole[c]["posterior"].sizes[DRAW]
+                    self.finished[c] = self.tune + self._take(c)["posterior"].sizes[DRAW]
                     if self.finished[c] < target:
                         raise RuntimeError(
                             f"nutpie chain {c} stopped after {self.finished[c]} draws"
@@ -207,14 +206,19 @@ class _Chains:
                     running.add(c)
             time.sleep(0.1)
 
+    def _take(self, c: int) -> xr.DataTree:
+        """The whole trace of finished chain ``c`` (``wait`` raises what stopped it)."""
+        if c not in self._whole:
+            self._whole[c] = self.runs[c].wait()
+        return self._whole[c]
+
     def first(self, n: int) -> xr.DataTree:
         """The first ``n`` draws of every chain, once each has them stored."""
         parts = []
         for c, run in enumerate(self.runs):
             for _ in range(300):  # counted draws are stored within a moment
-                if c not in self._whole and _done(run):
-                    self._whole[c] = run.wait()
-                trace = _first_draws(self._whole[c] if c in self._whole else run.inspect(), n)
+                whole = c in self._whole or _done(run)
+                trace = _first_draws(self._take(c) if whole else run.inspect(), n)
                 post = trace["posterior"].to_dataset()
                 first = next(iter(post.data_vars.values()))
                 if first.sizes[DRAW] == n and not np.isnan(first.values).any():

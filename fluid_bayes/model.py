@@ -107,7 +107,7 @@ DEFAULT_TUNE = 500
 #: ``MAX_DRAWS_FACTOR`` times as many (fewer if the draws would pass
 #: ``fitting.TRACE_BUDGET_BYTES``). Measured: MMLU-Redux's spread of log discriminations
 #: mixed at a bulk ESS of 120-155 per 1,000 draws x 4 chains under every parametrization
-#: tried and converged after 5,000 (``benchmarks/README.md``); ChemBench, LSAT-7 and the
+#: tried and converged after 4,000-5,000 (``benchmarks/README.md``); ChemBench, LSAT-7 and the
 #: simulated cases converge at the first check
 DEFAULT_DRAWS = 1000
 MAX_DRAWS_FACTOR = 8
