@@ -4,7 +4,7 @@ Three parts, on synthetic banks shaped like the fitted ChemBench bank
 (log a ~ N(0.31, 0.62), b ~ N(0.35, 0.92); posterior draws around them with per-item
 SDs ~0.2 on log a and ~0.3 on b plus a small shared per-draw scale/shift jitter):
 
-1. ``paper`` mode: :func:`fluid_bayes.replay.replay` of ``--subjects`` simulated subjects
+1. ``paper`` mode: :func:`fluid_bayes.adaptive.replay.replay` of ``--subjects`` simulated subjects
    (true abilities ~ N(0, 1), full answers drawn from the 2PL at the point parameters)
    for ``--items`` items over a ``--bank-items`` bank, against two plain numpy loops
    written here, each run on the first ``--reference-subjects`` subjects with its
@@ -73,8 +73,8 @@ def source_fingerprint() -> str:
 
     pkg = Path(__file__).resolve().parent.parent / "fluid_bayes"
     h = hashlib.sha256()
-    for f in sorted(pkg.glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode() + f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -304,8 +304,8 @@ def _agreement(results, outs, index):
 
 def paper_part(bank, arrays, data, answers, args) -> dict:
     """Paper-mode replay vs the plain loop, with the identical-output check."""
-    from fluid_bayes import _mapseries
-    from fluid_bayes.replay import replay
+    from fluid_bayes.adaptive import paper_kernels
+    from fluid_bayes.adaptive.replay import replay
 
     n_sub, n_ref = data.n_subjects, min(args.reference_subjects, data.n_subjects)
     opts = {"method": "paper", "max_items": args.items, "start_ability": 0.0, "arrays": arrays}
@@ -336,7 +336,7 @@ def paper_part(bank, arrays, data, answers, args) -> dict:
         -4.0,
         4.0,
     )
-    kernel_s, _, kernel_cpu, _ = _median_time(lambda: _mapseries.replay_paper(*kernel_args), 1)
+    kernel_s, _, kernel_cpu, _ = _median_time(lambda: paper_kernels.replay_paper(*kernel_args), 1)
 
     a, b = arrays.a_point, arrays.b_point
     per_ref, per_ref_cpu, ref_out = _time_sessions(
@@ -415,8 +415,8 @@ def _cache_load_time(args) -> float | None:
 def _first_replay_s(seed: int) -> float:
     """Seconds of a tiny paper replay (2 subjects, 50 items): the first one compiles."""
     from fluid_bayes import from_array
-    from fluid_bayes.replay import replay
-    from fluid_bayes.selection import BankArrays
+    from fluid_bayes.adaptive.replay import replay
+    from fluid_bayes.adaptive.selection import BankArrays
 
     bank = make_bank(50, 1, 1, seed)
     arrays = BankArrays.from_bank(bank)
@@ -433,8 +433,8 @@ def _cache_child(seed: int) -> None:
 
 def bayes_part(bank, arrays, data, answers, args, reference_ms: float, lean_ms: float) -> dict:
     """Bayesian mode: table build, batched replay and one interactive session."""
-    from fluid_bayes.replay import replay
-    from fluid_bayes.session import run_session
+    from fluid_bayes.adaptive.replay import replay
+    from fluid_bayes.adaptive.session import run_session
 
     t0 = time.perf_counter()
     arrays.info_table  # noqa: B018  (builds the information and accuracy tables)
@@ -517,7 +517,7 @@ def _rss() -> tuple[int, int, int]:
 
 def _memory_child(n_items: int, n_draws: int, seed: int) -> None:
     from fluid_bayes import ItemBank
-    from fluid_bayes.selection import BankArrays
+    from fluid_bayes.adaptive.selection import BankArrays
 
     chains = 4 if n_draws % 4 == 0 else 1
     stages = {"imports": _rss()}
@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
     from fluid_bayes import from_array
-    from fluid_bayes.selection import BankArrays
+    from fluid_bayes.adaptive.selection import BankArrays
 
     bank = make_bank(args.bank_items, 2, args.draws // 2, args.seed)
     arrays = BankArrays.from_bank(bank)

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/diagnostics.py [--params 5730] [--draws 1000]
 
 A synthetic posterior of 4 chains of independent normal draws (ChemBench's bank has
-5,730 checked parameters) is checked by :func:`fluid_bayes.diagnostics.check_convergence`
+5,730 checked parameters) is checked by
+:func:`fluid_bayes.calibration.diagnostics.check_convergence`
 once in this process alone and once split over one process per core; both must give the
 same numbers.
 """
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from fluid_bayes import diagnostics
+from fluid_bayes.calibration import diagnostics
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from fluid_bayes import HierarchicalTwoPL, from_array
-from fluid_bayes.drift import drift
 from fluid_bayes.irt import icc
+from fluid_bayes.upkeep.drift import drift
 
 OUT = Path(__file__).resolve().parent / "results"
 N_ITEMS, N_SUBJECTS, SHIFT, SHARE = 100, 300, 1.0, 0.05

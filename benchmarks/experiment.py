@@ -1,7 +1,7 @@
 """Paper-scale experiment: 6 runs x 80 checkpoints x 6 budgets x all methods, 5,000 items.
 
 Bank simulated to resemble the shipped ChemBench bank (2 chains x 100 draws), runs
-simulated by :func:`fluid_bayes.simulate.simulate_training_runs` (seed 1), random methods
+simulated by :func:`fluid_bayes.study.simulate.simulate_training_runs` (seed 1), random methods
 x 5 repeats. Target: under 10 minutes on this project's 2-core machine. Writes
 ``benchmarks/results/experiment/`` (results, summary, Table-2, figures) and
 ``benchmarks/results/experiment.json`` (timings).
@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from fluid_bayes import ItemBank
-from fluid_bayes.demo import MODELS
-from fluid_bayes.experiment import run_experiment
-from fluid_bayes.series import checkpoint_series
-from fluid_bayes.simulate import simulate_bank, simulate_training_runs
+from fluid_bayes.cli.demo import MODELS
+from fluid_bayes.data.series import checkpoint_series
+from fluid_bayes.study.experiment import run_experiment
+from fluid_bayes.study.simulate import simulate_bank, simulate_training_runs
 
 HERE = Path(__file__).resolve().parent
 

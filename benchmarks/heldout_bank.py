@@ -14,7 +14,7 @@ import argparse
 import time
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.demo import DATA, HELD_OUT, MODELS
+from fluid_bayes.cli.demo import DATA, HELD_OUT, MODELS
 
 
 def held_out_models(data) -> list[str]:

@@ -28,9 +28,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from fluid_bayes import HierarchicalTwoPL, ItemBank, read_responses
-from fluid_bayes.demo import DATA
-from fluid_bayes.replay import replay, score_all
-from fluid_bayes.selection import BankArrays
+from fluid_bayes.adaptive.replay import replay, score_all
+from fluid_bayes.adaptive.selection import BankArrays
+from fluid_bayes.cli.demo import DATA
 
 METHODS = ("bayes", "paper", "eap", "random")
 DATASETS = {

@@ -18,9 +18,9 @@ import warnings
 from pathlib import Path
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.demo import DATA
-from fluid_bayes.model import DEFAULT_TUNE
-from fluid_bayes.simulate import simulate_2pl
+from fluid_bayes.calibration.model import DEFAULT_TUNE
+from fluid_bayes.cli.demo import DATA
+from fluid_bayes.study.simulate import simulate_2pl
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = {"lsat7": 15, "chembench": 120, "sim_1000x100": 180, "sim_100x14000": 1200}
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "--target-accept",
         type=float,
         default=None,
-        help="NUTS target acceptance (default: the model's, fluid_bayes.fitting.TARGET_ACCEPT)",
+        help="NUTS target acceptance (default: the model's, "
+        "fluid_bayes.calibration.fitting.TARGET_ACCEPT)",
     )
     p.add_argument(
         "--constant-items",

@@ -4,7 +4,7 @@ ChemBench (22 models x 2,854 items) is split by full-benchmark accuracy: the 5 s
 models are "new"; of the 17 weaker ones a seeded random 3 are held out as a control and
 the other 14 calibrate the bank (``HierarchicalTwoPL().fit(..., seed=1, draws=500,
 tune=1000)``, 4 chains). The one bank is then diagnosed twice with
-:mod:`fluid_bayes.checking`:
+:mod:`fluid_bayes.upkeep.checking`:
 
 (i) new = the 5 strongest models: expected ``refit`` if they are beyond the scale;
 (ii) new = the 3 held-out weaker models (same population as the calibration): expected
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fluid_bayes import HierarchicalTwoPL, ItemBank, read_responses
-from fluid_bayes.demo import saturation_split
+from fluid_bayes.cli.demo import saturation_split
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "fluid_bayes" / "data" / "chembench" / "responses.csv"
@@ -90,9 +90,9 @@ def main() -> None:
     bank = ItemBank.load(path) if path.exists() else calibrate(data, calib, path, args.draws)
     if args.fit_only:
         return
-    from fluid_bayes.advice import advise
-    from fluid_bayes.checking import check_bank
-    from fluid_bayes.newmodels import check_new_models
+    from fluid_bayes.upkeep.advice import advise
+    from fluid_bayes.upkeep.checking import check_bank
+    from fluid_bayes.upkeep.newmodels import check_new_models
 
     t0 = time.perf_counter()
     bank_check = check_bank(bank, seed=0)

@@ -1,5 +1,5 @@
 """``python -m fluid_bayes``: the command line."""
 
-from .cli import main
+from fluid_bayes.cli.main import main
 
 raise SystemExit(main())

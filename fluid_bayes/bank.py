@@ -15,7 +15,7 @@ A bank is a labelled :class:`xarray.DataTree` with groups
 ``observed``
     Optional: the calibration answers (``int8``, dims ``subject, item``; 1 right,
     0 wrong, -1 missing), attached by :meth:`ItemBank.with_observed`; model checks
-    (:mod:`fluid_bayes.checking`) and refits read them back as
+    (:mod:`fluid_bayes.upkeep.checking`) and refits read them back as
     :attr:`ItemBank.observed_data`.
 
 and the provenance in :class:`BankMeta` (root attributes, JSON). Files are written
@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._constants import BANK_FORMAT, BANK_FORMAT_VERSION, CHAIN, DRAW, HDI_PROB, ITEM, SUBJECT
-from .diagnostics import ConvergenceReport
-from .exceptions import BankError
-from .responses import ResponseMatrix
+from fluid_bayes.calibration.diagnostics import ConvergenceReport
+from fluid_bayes.data.responses import ResponseMatrix
+from fluid_bayes.dims import BANK_FORMAT, BANK_FORMAT_VERSION, CHAIN, DRAW, HDI_PROB, ITEM, SUBJECT
+from fluid_bayes.exceptions import BankError
 
 __all__ = ["BankMeta", "ItemBank"]
 
@@ -51,7 +51,7 @@ _OBSERVED = "observed"
 
 
 def _package_version() -> str:
-    from . import __version__
+    from fluid_bayes import __version__
 
     return __version__
 
@@ -75,7 +75,7 @@ class BankMeta:
     sampler : dict
         Sampler name, draws, tune, chains, seed, likelihood actually used.
     convergence : dict
-        :class:`~fluid_bayes.diagnostics.ConvergenceReport` as a dict.
+        :class:`~fluid_bayes.calibration.diagnostics.ConvergenceReport` as a dict.
     data_report : dict
         What the reader reported (threshold, constant items, dropped subjects).
     source : str
@@ -136,7 +136,7 @@ def bank_hash(config: dict[str, Any], fingerprint: str) -> str:
 class ItemBank:
     """Posterior of item parameters with provenance.
 
-    Build one with :meth:`fluid_bayes.model.HierarchicalTwoPL.fit`,
+    Build one with :meth:`fluid_bayes.calibration.model.HierarchicalTwoPL.fit`,
     :meth:`from_point_params` or :meth:`load`. Immutable: no per-session state.
     """
 
@@ -485,7 +485,8 @@ class ItemBank:
         ----------
         params : pandas.DataFrame
             Index item ids; columns ``a`` and ``b`` (ability scale). Extra columns
-            are kept as item metadata. Use :func:`fluid_bayes.io.read_point_params` for files.
+            are kept as item metadata. Use
+            :func:`fluid_bayes.data.readers.read_point_params` for files.
         source : str
             Recorded provenance.
         """

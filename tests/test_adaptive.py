@@ -16,7 +16,7 @@ from scipy import integrate
 from scipy.special import expit
 
 from fluid_bayes import DataError, ItemBank, from_array
-from fluid_bayes.ability import (
+from fluid_bayes.adaptive.ability import (
     GridState,
     ability_grid,
     grid_summary,
@@ -24,10 +24,10 @@ from fluid_bayes.ability import (
     map_ability,
     normal_log_prior,
 )
-from fluid_bayes.replay import replay
-from fluid_bayes.selection import BankArrays, criterion, pick
-from fluid_bayes.session import Session, SessionConfig, run_session
-from fluid_bayes.stopping import StopRule, auto_sd_threshold
+from fluid_bayes.adaptive.replay import replay
+from fluid_bayes.adaptive.selection import BankArrays, criterion, pick
+from fluid_bayes.adaptive.session import Session, SessionConfig, run_session
+from fluid_bayes.adaptive.stopping import StopRule, auto_sd_threshold
 
 FIXTURE = SHARED / "fixtures" / "reference_parity.json"
 
@@ -163,7 +163,7 @@ def test_bayes_mixture_over_draws_matches_quadrature(integration):
 @pytest.mark.parametrize("integration", ["mixture", "weighted"])
 def test_windowed_updates_equal_the_full_grid(integration):
     """The update window drops only negligible nodes; a moving posterior forces a rebuild."""
-    from fluid_bayes import _kernels
+    from fluid_bayes.adaptive import kernels
 
     rng = np.random.default_rng(21)
     n_draws = 20
@@ -178,7 +178,7 @@ def test_windowed_updates_equal_the_full_grid(integration):
     for j in range(100):
         state.update(a[:, j], b[:, j], y[j])
         if j in (39, 99):
-            full = _kernels.grid_loglik_sum(
+            full = kernels.grid_loglik_sum(
                 np.ascontiguousarray(a[:, : j + 1]), np.ascontiguousarray(b[:, : j + 1]),
                 y[: j + 1], nodes,
             )  # fmt: skip
@@ -251,7 +251,7 @@ def test_mfi_ties_go_to_lowest_index():
 @given(seed=st.integers(0, 10_000), n_items=st.sampled_from([7, 300, 1500]))
 def test_ranked_mfi_is_the_brute_force_argmax(seed, n_items):
     """The per-node ranking kernel picks exactly ``argmax a^2 p q`` (ties: lowest index)."""
-    from fluid_bayes import _kernels
+    from fluid_bayes.adaptive import kernels
 
     rng = np.random.default_rng(seed)
     a = np.exp(rng.normal(0.3, 0.7, n_items))
@@ -265,8 +265,8 @@ def test_ranked_mfi_is_the_brute_force_argmax(seed, n_items):
         used = rng.random(n_items) < rng.choice([0.0, 0.3, 0.97])
         info = np.where(used, -np.inf, a * a * expit(a * (theta - b)) * expit(-a * (theta - b)))
         want = int(np.argmax(info)) if not used.all() else -1
-        got = _kernels.mfi_argmax_ranked(theta, a, b, arr.order, used, *arr.mfi_ranking)
-        assert got == want == _kernels.mfi_argmax(theta, a, b, arr.order, used)
+        got = kernels.mfi_argmax_ranked(theta, a, b, arr.order, used, *arr.mfi_ranking)
+        assert got == want == kernels.mfi_argmax(theta, a, b, arr.order, used)
 
 
 def test_warm_started_map_is_the_root():
@@ -305,7 +305,7 @@ def test_series_map_agrees_with_newton_at_every_step(seed, sd_log_a, start):
     ChemBench-like discriminations, most steps need no pass over the answers (the
     reason for the series).
     """
-    from fluid_bayes import _kernels, _mapseries
+    from fluid_bayes.adaptive import kernels, paper_kernels
 
     rng = np.random.default_rng(seed)
     n = 150
@@ -314,13 +314,13 @@ def test_series_map_agrees_with_newton_at_every_step(seed, sd_log_a, start):
     y = (rng.random(n) < expit(a * (rng.normal() - b))).astype(float)
     if seed % 3 == 0:
         y[:40] = 1.0  # pinned at +4 for a while
-    st_ = _mapseries.series_state(start)
+    st_ = paper_kernels.series_state(start)
     theta, passes = start, 0
     for k in range(1, n + 1):
         centre = st_[0]
-        theta, h = _mapseries.series_map_step(st_, a, b, y, k, 0.0, 1.0, -4.0, 4.0, theta)
+        theta, h = paper_kernels.series_map_step(st_, a, b, y, k, 0.0, 1.0, -4.0, 4.0, theta)
         passes += st_[0] != centre
-        want, h_want = _kernels.map_newton(a, b, y, k, 0.0, 1.0, -4.0, 4.0, 0.0)
+        want, h_want = kernels.map_newton(a, b, y, k, 0.0, 1.0, -4.0, 4.0, 0.0)
         assert theta == pytest.approx(want, abs=1e-12)
         assert h == pytest.approx(h_want, rel=1e-7)
     if sd_log_a < 0.5:
@@ -496,7 +496,7 @@ def test_bank_identity_includes_item_ids(tmp_path):
 def test_steep_item_draws_update_like_the_full_grid():
     """A discrimination draw of ~1e5 (seen in a 30-subject calibration's tail) once
     made the per-node recurrence divide by exp(-huge) = 0; the update must stay exact."""
-    from fluid_bayes import _kernels
+    from fluid_bayes.adaptive import kernels
 
     rng = np.random.default_rng(5)
     n_draws, n = 6, 12
@@ -510,7 +510,7 @@ def test_steep_item_draws_update_like_the_full_grid():
         state = GridState(nodes, normal_log_prior(nodes), n_draws, integration)
         for j in range(n):
             state.update(a[:, j], b[:, j], y[j])
-        full = _kernels.grid_loglik_sum(a, b, y, nodes)
+        full = kernels.grid_loglik_sum(a, b, y, nodes)
         w = joint_weights(full, normal_log_prior(nodes), integration).sum(axis=0)
         ref = grid_summary(nodes, w[None, :])[0]
         got = state.summary()

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from fluid_bayes import BankError, DataError, ItemBank, read_point_params
-from fluid_bayes._constants import BANK_FORMAT_VERSION
+from fluid_bayes.dims import BANK_FORMAT_VERSION
 
 
 def test_round_trip_keeps_draws_and_provenance(lsat7_bank, tmp_path):

@@ -18,7 +18,7 @@ from fluid_bayes import (
     Priors,
     read_responses,
 )
-from fluid_bayes.simulate import simulate_2pl, to_sample_scale
+from fluid_bayes.study.simulate import simulate_2pl, to_sample_scale
 
 
 def _published(name: str) -> pd.DataFrame:
@@ -211,7 +211,7 @@ def test_strict_fit_raises_on_non_convergence():
 
 
 def test_non_convergence_warns_naming_worst_parameters():
-    from fluid_bayes.fitting import ConvergenceWarning
+    from fluid_bayes.calibration.fitting import ConvergenceWarning
 
     sim = simulate_2pl(20, 30, seed=11)
     with pytest.warns(ConvergenceWarning, match=r"worst parameters: .*\["):

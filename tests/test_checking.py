@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluid_bayes.advice import RefitThresholds, advise
 from fluid_bayes.bank import ItemBank
-from fluid_bayes.checking import BankCheck, check_bank, plot_bank_check, plot_khat
-from fluid_bayes.diagnostics import ConvergenceReport
+from fluid_bayes.calibration.diagnostics import ConvergenceReport
+from fluid_bayes.data.responses import ResponseMatrix, from_array
 from fluid_bayes.exceptions import BankError, DataError
 from fluid_bayes.irt import icc
-from fluid_bayes.newmodels import NewModelsCheck, check_new_models, plot_new_models
-from fluid_bayes.responses import ResponseMatrix, from_array
+from fluid_bayes.upkeep.advice import RefitThresholds, advise
+from fluid_bayes.upkeep.checking import BankCheck, check_bank, plot_bank_check, plot_khat
+from fluid_bayes.upkeep.newmodels import NewModelsCheck, check_new_models, plot_new_models
 
 
 @dataclass
@@ -346,7 +346,7 @@ def test_plots(bank_check, world):
 
 
 def test_item_rest_correlation_matches_numpy(rng):
-    from fluid_bayes.checking import _item_rest
+    from fluid_bayes.upkeep.checking import _item_rest
 
     y = (rng.random((30, 12)) < 0.5).astype(float)
     mask = rng.random((30, 12)) < 0.8
@@ -363,8 +363,8 @@ def test_cli_diagnose_json_on_the_shipped_heldout_bank(tmp_path, capsys):
     import json
 
     from fluid_bayes import read_responses
-    from fluid_bayes.cli import main
-    from fluid_bayes.demo import DATA, HELD_OUT, MODELS
+    from fluid_bayes.cli.demo import DATA, HELD_OUT, MODELS
+    from fluid_bayes.cli.main import main
 
     data = read_responses(DATA / "chembench" / "responses.csv")
     new = tmp_path / "new.csv"

@@ -12,7 +12,7 @@ import pytest
 from conftest import PACKAGE_DATA, SHARED
 
 from fluid_bayes import ItemBank
-from fluid_bayes.cli import main
+from fluid_bayes.cli.main import main
 
 LSAT7 = str(PACKAGE_DATA / "lsat" / "lsat7_patterns.csv")
 FIXTURE = SHARED / "fixtures" / "reference_parity.json"

@@ -1,4 +1,4 @@
-"""Constant items integrated out of the joint likelihood (fluid_bayes._constant)."""
+"""Constant items integrated out of the joint likelihood (calibration.constant_items)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate
 from scipy.special import log_expit
 
-from fluid_bayes._constant import (
+from fluid_bayes.calibration.constant_items import (
     ConstantItems,
     _constant_numpy,
     constant_items,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from fluid_bayes import diagnostics
-from fluid_bayes.diagnostics import check_convergence
+from fluid_bayes.calibration import diagnostics
+from fluid_bayes.calibration.diagnostics import check_convergence
 
 
 def _posterior(seed: int = 3, n_items: int = 40) -> xr.DataTree:
@@ -95,6 +95,6 @@ def test_worker_runs_as_a_script_without_the_package(tmp_path):
         "runpy.run_path(sys.argv[0], run_name='__main__'); "
         "assert 'fluid_bayes' not in sys.modules, 'worker imported fluid_bayes'"
     )
-    script = diagnostics.Path(diagnostics.__file__).with_name("_diagworker.py")
+    script = diagnostics.Path(diagnostics.__file__).with_name("diagworker.py")
     subprocess.run([sys.executable, "-c", code, str(script), str(src), str(dst)], check=True)
     np.testing.assert_array_equal(np.load(dst), diagnostics.per_parameter(values))

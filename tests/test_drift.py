@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 
 from fluid_bayes.bank import ItemBank
-from fluid_bayes.drift import (
+from fluid_bayes.exceptions import BankError
+from fluid_bayes.upkeep.drift import (
     DEFAULT_PROB,
     apply_linking,
     drift,
@@ -19,7 +20,6 @@ from fluid_bayes.drift import (
     mean_sigma,
     stocking_lord,
 )
-from fluid_bayes.exceptions import BankError
 
 TRUE_A, TRUE_B = 1.3, -0.4  # theta_old = A theta_new + B
 SEEDS = range(10)
@@ -323,7 +323,7 @@ def test_seeded_same_inputs_same_output():
 def test_plot_drift_returns_figure():
     import matplotlib.pyplot as plt
 
-    from fluid_bayes.plots import plot_drift
+    from fluid_bayes.study.plots import plot_drift
 
     old, new, _ = make_pair(9, shift_frac=0.05)
     fig = plot_drift(drift(old, new))

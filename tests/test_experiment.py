@@ -8,22 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fluid_bayes import ItemBank, replay
-from fluid_bayes.ability import map_ability
-from fluid_bayes.cli import main
+from fluid_bayes import ItemBank
+from fluid_bayes.adaptive import replay
+from fluid_bayes.adaptive.ability import map_ability
+from fluid_bayes.adaptive.selection import BankArrays
+from fluid_bayes.cli.main import main
+from fluid_bayes.data.readers import read_responses
+from fluid_bayes.data.series import checkpoint_series, read_reference
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.experiment import EXPERIMENT_METHODS, run_experiment
-from fluid_bayes.io import read_responses
-from fluid_bayes.metrics import (
+from fluid_bayes.study.experiment import EXPERIMENT_METHODS, run_experiment
+from fluid_bayes.study.metrics import (
     mean_rank_distance,
     monotonicity,
     spearman,
     summarize,
     total_variation,
 )
-from fluid_bayes.selection import BankArrays
-from fluid_bayes.series import checkpoint_series, read_reference
-from fluid_bayes.simulate import simulate_bank, simulate_training_runs
+from fluid_bayes.study.simulate import simulate_bank, simulate_training_runs
 
 # -- metrics against hand computations --------------------------------------------------
 
@@ -131,7 +132,7 @@ def test_read_reference_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def chem():
-    from fluid_bayes.demo import MODELS
+    from fluid_bayes.cli.demo import MODELS
 
     return ItemBank.load(MODELS / "chembench.nc")
 
@@ -325,7 +326,7 @@ def test_runner_refuses_what_it_cannot_score(small):
         run_experiment(bank, sim.responses, labels=stray, methods=["random"], budgets=[5])
     values = np.column_stack([sim.responses.values, np.zeros(sim.responses.n_subjects)])
     values[0, :-1] = np.nan  # subject 0 answered only an item the bank does not have
-    from fluid_bayes.responses import from_array
+    from fluid_bayes.data.responses import from_array
 
     holey = from_array(values, subjects=sim.responses.subjects,
                        items=[*sim.responses.items, "extra"], source="holey")  # fmt: skip

@@ -1,4 +1,4 @@
-"""Sampling in blocks until converged (fluid_bayes.fitting, nutpie)."""
+"""Sampling in blocks until converged (fluid_bayes.calibration.fitting, nutpie)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from conftest import PACKAGE_DATA
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.model import MAX_DRAWS_FACTOR
+from fluid_bayes.calibration.model import MAX_DRAWS_FACTOR
 
 
 def _slice():
@@ -63,7 +63,7 @@ def test_draws_are_capped_by_the_trace_budget(monkeypatch):
     draws per chain (in blocks of 100), and lowering the cap is announced."""
     import xarray as xr
 
-    from fluid_bayes import fitting
+    from fluid_bayes.calibration import fitting
 
     post = xr.Dataset({"x": (("chain", "draw", "k"), np.zeros((4, 100, 1000)))})
     trace = xr.DataTree.from_dict({"posterior": post})

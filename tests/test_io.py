@@ -1,4 +1,4 @@
-"""Tests of fluid_bayes.io: every reader on small real files and on the shipped data."""
+"""Tests of fluid_bayes.data.readers: every reader on small real files and on the shipped data."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fluid_bayes.exceptions import DataError
-from fluid_bayes.io import (
+from fluid_bayes.data.readers import (
     FORMATS,
     detect_format,
     read_fb,
@@ -22,6 +21,7 @@ from fluid_bayes.io import (
     read_responses,
     read_wide,
 )
+from fluid_bayes.exceptions import DataError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NAN = np.nan

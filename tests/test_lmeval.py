@@ -1,4 +1,4 @@
-"""Tests of fluid_bayes.lmeval on lm-eval-harness --log_samples files built from real answers.
+"""Tests of fluid_bayes.data.lmeval on lm-eval-harness --log_samples files built from real answers.
 
 The samples files are written the way lm-eval writes them (one folder per model, one
 ``samples_<task>_<timestamp>.jsonl`` per task, one JSON object per document with ``doc``,
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fluid_bayes.data.lmeval import _task_name, read_lm_eval
+from fluid_bayes.data.readers import FORMATS, detect_format, read_responses
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.io import FORMATS, detect_format, read_responses
-from fluid_bayes.lmeval import _task_name, read_lm_eval
 
 CHEMBENCH = Path(__file__).resolve().parents[1] / "fluid_bayes" / "data" / "chembench"
 MODELS = {  # lm-eval's sanitized model folder -> ChemBench row
@@ -136,7 +136,7 @@ def test_explicit_metric(results, answers):
 
 def test_read_responses_and_cli_pass_metric_and_filter(results, answers, capsys):
     from fluid_bayes import ItemBank
-    from fluid_bayes.cli import main
+    from fluid_bayes.cli.main import main
 
     rm = read_responses(results, metric="acc_norm")
     np.testing.assert_array_equal(rm.values, _expected(answers, rm, offset=40))

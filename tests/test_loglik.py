@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from scipy.special import expit, log_expit
 
-from fluid_bayes._loglik import (
+from fluid_bayes.calibration.loglik import (
     exp_nonpositive,
     joint_loglik,
     log1p_unit,

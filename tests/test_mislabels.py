@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 
 from fluid_bayes import ItemBank
-from fluid_bayes.cli import main
+from fluid_bayes.cli.main import main
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.mislabels import detect_mislabels, evaluate_detector, read_item_labels
+from fluid_bayes.upkeep.mislabels import detect_mislabels, evaluate_detector, read_item_labels
 
 
 def _bank(seed: int = 0, n_items: int = 200, n_flat: int = 10, n_beyond: int = 5):

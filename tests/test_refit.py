@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from fluid_bayes import HierarchicalTwoPL, ItemBank
-from fluid_bayes.cli import main
-from fluid_bayes.drift import drift
+from fluid_bayes.cli.main import main
+from fluid_bayes.data.responses import from_array
 from fluid_bayes.exceptions import BankError, DataError
 from fluid_bayes.irt import icc
-from fluid_bayes.refit import combine_answers, refit
-from fluid_bayes.responses import from_array
+from fluid_bayes.upkeep.drift import drift
+from fluid_bayes.upkeep.refit import combine_answers, refit
 
 TINY = {"draws": 150, "tune": 200, "chains": 2, "seed": 3}
 

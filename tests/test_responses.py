@@ -1,4 +1,4 @@
-"""Tests of fluid_bayes.responses: from_array validation and the ResponseMatrix API."""
+"""Tests of fluid_bayes.data.responses: from_array validation and the ResponseMatrix API."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fluid_bayes.data.responses import DataReport, ResponseMatrix, from_array
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.responses import DataReport, ResponseMatrix, from_array
 
 NAN = np.nan
 

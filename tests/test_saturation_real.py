@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.advice import RefitThresholds, advise
-from fluid_bayes.demo import saturation_split
-from fluid_bayes.newmodels import check_new_models
+from fluid_bayes.cli.demo import saturation_split
+from fluid_bayes.upkeep.advice import RefitThresholds, advise
+from fluid_bayes.upkeep.newmodels import check_new_models
 
 DATA = Path(__file__).resolve().parents[1] / "fluid_bayes" / "data" / "chembench" / "responses.csv"
 

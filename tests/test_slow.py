@@ -9,7 +9,7 @@ import pytest
 from conftest import PACKAGE_DATA
 
 from fluid_bayes import HierarchicalTwoPL, read_responses
-from fluid_bayes.simulate import simulate_2pl, to_sample_scale
+from fluid_bayes.study.simulate import simulate_2pl, to_sample_scale
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +65,9 @@ def ability_coverage(n_calib=30, n_items=200, n_test=100, n_asked=40, seed=0, pr
     chosen adaptively (each method its own rule). The truth is put on the bank's scale
     (the calibration sample's), like the bank itself.
     """
-    from fluid_bayes.ability import grid_summary
-    from fluid_bayes.selection import BankArrays
-    from fluid_bayes.session import Session
+    from fluid_bayes.adaptive.ability import grid_summary
+    from fluid_bayes.adaptive.selection import BankArrays
+    from fluid_bayes.adaptive.session import Session
 
     sim = simulate_2pl(n_calib, n_items, seed=seed, **CHEMBENCH_LIKE)
     with warnings.catch_warnings():

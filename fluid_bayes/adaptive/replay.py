@@ -1,0 +1,277 @@
+"""Replay adaptive evaluation over precomputed answers of many subjects at once.
+
+The paper's protocol offline: every subject (model, checkpoint) already answered the
+whole benchmark; each is evaluated as if adaptively, the session asking items and
+reading the stored answers. Subjects are processed together:
+
+- ``paper`` (``map`` + ``mfi``): a compiled kernel runs all subjects, in parallel
+  threads, each step a warm-started safeguarded Newton MAP and a pruned exact argmax
+  (:func:`fluid_bayes.adaptive.paper_kernels.replay_paper`);
+- everything else (``bayes``, ``eap``, other rules): one
+  :class:`~fluid_bayes.adaptive.session.Session` per subject reading its stored answers; each
+  step is vectorized over item draws x ability nodes (a compiled kernel on the
+  posterior's window of the grid) and the bank's tables are shared by all subjects.
+
+Both paths give the same items and estimates as :class:`~fluid_bayes.adaptive.session.Session`.
+
+Missing answers: an item in the bank that a subject did not answer is unavailable to
+that subject; when the rule wants it, the subject gets the next best item it answered.
+Items of the data that are not in the bank are ignored. Both are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fluid_bayes.adaptive import kernels, paper_kernels
+from fluid_bayes.adaptive.ability import (
+    THETA_RANGE,
+    AbilitySummary,
+    grid_summary,
+    joint_weights,
+    map_ability,
+    normal_log_prior,
+)
+from fluid_bayes.adaptive.selection import BankArrays
+from fluid_bayes.adaptive.session import Session, SessionConfig, SessionResult, Trajectory
+from fluid_bayes.data.responses import ResponseMatrix
+from fluid_bayes.exceptions import DataError
+
+__all__ = ["ReplayReport", "ReplayResult", "replay", "score_all"]
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """How the data met the bank.
+
+    Attributes
+    ----------
+    n_subjects : int
+        Subjects replayed.
+    extra_items : tuple of str
+        Items in the data but not in the bank (ignored).
+    missing : dict
+        Subject -> number of bank items it has no answer for (only subjects with some).
+    """
+
+    n_subjects: int
+    extra_items: tuple[str, ...]
+    missing: dict[str, int]
+
+    def __str__(self) -> str:
+        lines = [f"replayed {self.n_subjects} subject(s)"]
+        if self.extra_items:
+            show = ", ".join(self.extra_items[:5])
+            more = f" and {len(self.extra_items) - 5} more" if len(self.extra_items) > 5 else ""
+            lines.append(f"{len(self.extra_items)} item(s) not in the bank ignored: {show}{more}")
+        if self.missing:
+            worst = sorted(self.missing.items(), key=lambda kv: -kv[1])[:5]
+            lines.append(
+                f"{len(self.missing)} subject(s) lack answers to some bank items (never "
+                "asked those): " + ", ".join(f"{s} ({n})" for s, n in worst)
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Results of a replay: one :class:`SessionResult` per subject, and the report."""
+
+    results: tuple[SessionResult, ...]
+    report: ReplayReport
+    observed_accuracy: dict[str, float]
+
+    @property
+    def trace(self) -> pd.DataFrame:
+        """Tidy table: ``subject, step, item, answer, theta_mean, theta_sd`` (step from 1)."""
+        rows = [
+            (r.subject, k + 1, s.item, s.answer, s.theta_mean, s.theta_sd)
+            for r in self.results
+            for k, s in enumerate(r.steps)
+        ]
+        cols = ["subject", "step", "item", "answer", "theta_mean", "theta_sd"]
+        return pd.DataFrame(rows, columns=cols)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per subject: items used, ability, expected and observed accuracy, stop reason."""
+        rows = []
+        for r in self.results:
+            d = r.to_dict()
+            del d["trajectory"], d["items"]
+            d["observed_accuracy"] = self.observed_accuracy[r.subject]
+            rows.append(d)
+        return pd.DataFrame(rows).set_index("subject")
+
+
+def _align(bank_items: tuple[str, ...], data: ResponseMatrix) -> tuple[np.ndarray, ReplayReport]:
+    col = {item: k for k, item in enumerate(data.items)}
+    answers = np.full((data.n_subjects, len(bank_items)), np.nan)
+    present = [(j, col[i]) for j, i in enumerate(bank_items) if i in col]
+    if not present:
+        raise DataError(f"{data.report.source}: no item of the data is in the bank")
+    bj, dj = (np.array(x) for x in zip(*present, strict=True))
+    answers[:, bj] = data.values[:, dj]
+    bank_set = set(bank_items)
+    extra = tuple(i for i in data.items if i not in bank_set)
+    n_missing = np.isnan(answers).sum(axis=1)
+    missing = {s: int(n) for s, n in zip(data.subjects, n_missing, strict=True) if n}
+    return answers, ReplayReport(data.n_subjects, extra, missing)
+
+
+def replay(
+    bank,
+    data: ResponseMatrix,
+    *,
+    config: SessionConfig | None = None,
+    method: str = "bayes",
+    subjects: list[str] | None = None,
+    arrays: BankArrays | None = None,
+    **options,
+) -> ReplayResult:
+    """Replay adaptive sessions for every subject of ``data``.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The bank.
+    data : ResponseMatrix
+        Full answers (subjects x items); items are matched to the bank by id.
+    config : SessionConfig, optional
+        Session options (default: ``SessionConfig.for_method(method, **options)``).
+    method : str
+        Preset when ``config`` is not given.
+    subjects : list of str, optional
+        Replay only these subjects.
+    arrays : BankArrays, optional
+        Precomputed bank arrays.
+
+    Returns
+    -------
+    ReplayResult
+    """
+    config = config or SessionConfig.for_method(method, **options)
+    if subjects is not None:
+        data = data.select(subjects=subjects)
+    arrays = arrays or BankArrays.from_bank(bank)
+    answers, report = _align(arrays.items, data)
+    probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
+    observed = dict(zip(data.subjects, _observed_accuracy(answers).tolist(), strict=True))
+    if config.estimator == "map" and config.select == "mfi" and config.randomesque == 1:
+        results = _replay_paper(probe, arrays, answers, data.subjects)
+    else:
+        results = [_replay_one(bank, config, arrays, answers[k], s)
+                   for k, s in enumerate(data.subjects)]  # fmt: skip
+    return ReplayResult(tuple(results), report, observed)
+
+
+def _replay_one(bank, config, arrays, row, subject) -> SessionResult:
+    session = Session(bank, config, subject=subject, arrays=arrays)
+    unanswered = np.isnan(row)
+    session._unavailable |= unanswered  # never asked: the subject has no answer
+    while (item := session.next_item()) is not None:
+        session.record(item, row[session._index[item]])
+    return session.result()
+
+
+def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list[SessionResult]:
+    cfg, rule = probe.config, probe.stop_rule
+    excluded = probe._unavailable.copy()
+    items, theta, se = paper_kernels.replay_paper(
+        answers, arrays.a_point, arrays.b_point, arrays.order, arrays.mfi_ranking, excluded,
+        np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
+        rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,
+    )  # fmt: skip
+    ids = arrays.items
+    n_done = (items >= 0).sum(axis=1)
+    n_avail = (~excluded[None, :] & ~np.isnan(answers)).sum(axis=1) - n_done
+    ests = [
+        AbilitySummary.normal(theta[k, n - 1], se[k, n - 1]) if n else probe.estimate()
+        for k, n in enumerate(n_done.tolist())
+    ]
+    acc = arrays.point_accuracy(np.array([(e.mean, e.hdi_low, e.hdi_high) for e in ests]))
+    out = []
+    for k, subject in enumerate(subjects):
+        n, est = int(n_done[k]), ests[k]
+        js = items[k, :n]
+        steps = Trajectory(ids, js, answers[k, js], theta[k, :n], se[k, :n])
+        reason = rule.reason(n, est.sd, int(n_avail[k])) or "not stopped"
+        out.append(SessionResult(subject, probe.bank.config_hash, "map", "mfi", est,
+                                 *map(float, acc[k]), reason, steps))  # fmt: skip
+    return out
+
+
+def score_all(
+    bank,
+    data: ResponseMatrix,
+    *,
+    estimator: str = "bayes",
+    arrays: BankArrays | None = None,
+    prior_mean: float = 0.0,
+    prior_sd: float = 1.0,
+) -> pd.DataFrame:
+    """Ability of every subject from *all* its answers to bank items (no selection).
+
+    The full-benchmark ability that adaptive estimates are compared with.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The bank.
+    data : ResponseMatrix
+        Answers; items are matched to the bank by id, missing answers skipped.
+    estimator : {"bayes", "eap", "map"}
+        As in :mod:`fluid_bayes.adaptive.ability`.
+    arrays : BankArrays, optional
+        Precomputed bank arrays.
+    prior_mean, prior_sd : float
+        Normal prior of ability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``subject``; ``theta_mean, theta_sd, theta_hdi_low, theta_hdi_high,
+        n_answered, observed_accuracy``.
+    """
+    arrays = arrays or BankArrays.from_bank(bank)
+    answers, _ = _align(arrays.items, data)
+    observed = _observed_accuracy(answers)
+    nodes = arrays.nodes
+    if estimator != "map":
+        a_all, b_all = arrays.item_params(estimator)
+    rows = []
+    for k in range(data.n_subjects):
+        m = ~np.isnan(answers[k])
+        y = answers[k, m]
+        if estimator == "map":
+            th, se = map_ability(y, arrays.a_point[m], arrays.b_point[m],
+                                 prior_mean=prior_mean, prior_sd=prior_sd)  # fmt: skip
+            est = AbilitySummary.normal(th, se)
+        else:
+            a, b = np.ascontiguousarray(a_all[:, m]), np.ascontiguousarray(b_all[:, m])
+            est = _grid_estimate(a, b, y, nodes, prior_mean, prior_sd)
+            if est.sd < 0.1:  # refine: 241 nodes over the posterior's neighbourhood
+                half = max(12 * est.sd, 0.25)
+                fine = np.linspace(est.mean - half, est.mean + half, nodes.size)
+                est = _grid_estimate(a, b, y, fine, prior_mean, prior_sd)
+        rows.append({"subject": data.subjects[k], "theta_mean": est.mean, "theta_sd": est.sd,
+                     "theta_hdi_low": est.hdi_low, "theta_hdi_high": est.hdi_high,
+                     "n_answered": int(m.sum()),
+                     "observed_accuracy": observed[k]})  # fmt: skip
+    return pd.DataFrame(rows).set_index("subject")
+
+
+def _observed_accuracy(answers: np.ndarray) -> np.ndarray:
+    """Share correct over the answered bank items per subject (NaN if none answered)."""
+    n = (~np.isnan(answers)).sum(axis=1)
+    right = np.nansum(answers, axis=1)
+    return np.where(n > 0, right / np.maximum(n, 1), np.nan)
+
+
+def _grid_estimate(a, b, y, nodes, prior_mean, prior_sd) -> AbilitySummary:
+    ll = kernels.grid_loglik_sum(a, b, np.ascontiguousarray(y), nodes)
+    w = joint_weights(ll, normal_log_prior(nodes, prior_mean, prior_sd), "mixture")
+    return grid_summary(nodes, w.sum(axis=0)[None, :])[0]

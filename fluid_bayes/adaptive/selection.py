@@ -1,0 +1,328 @@
+"""Item selection rules: which item to ask next.
+
+Pure functions over the bank's arrays (:class:`BankArrays`) and the current ability
+state; each works on a batch of ``B`` sessions at once (one session is ``B = 1``).
+
+``mfi``
+    The paper: Fisher information ``a^2 p (1 - p)`` at the current point estimate, on
+    point item parameters (posterior means); ties go to the lowest bank index.
+``expected-fi`` (default)
+    Fisher information averaged over the item-parameter posterior draws, at the
+    current ability estimate (posterior mean). Evaluated from a table of the expected
+    information on the ability grid (linear interpolation), then the
+    ``RERANK`` best candidates are re-scored exactly at the estimate, so the choice is
+    the exact argmax unless the interpolation error exceeds the gap to the 11th item.
+``mpwi``
+    Information averaged over the ability posterior (on the grid) and the draws.
+``random``
+    Uniform among the available items.
+
+``randomesque=k`` (exposure control) picks uniformly among the ``k`` best. Items already
+administered, excluded or (in replay) not answered by the subject are never chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fluid_bayes import irt
+from fluid_bayes.adaptive import kernels
+from fluid_bayes.adaptive.ability import ability_grid
+from fluid_bayes.dims import CHAIN, DRAW, ITEM
+
+__all__ = ["SELECTORS", "BankArrays", "criterion", "pick"]
+
+SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
+#: candidates re-scored exactly by ``expected-fi``
+RERANK = 10
+_TABLE_BLOCK_BYTES = 64 * 2**20  # memory of one (draws, nodes, items) block of the tables
+# per-node item rankings of the MFI kernel: node spacing over [-4, 4], items kept per node
+_RANK_STEP, _RANK_RANGE, _RANK_KEEP = 0.01, (-4.0, 4.0), 1024
+
+
+@dataclass(eq=False)
+class BankArrays:
+    """Item parameters of a bank as plain float64 arrays, with cached tables.
+
+    Attributes
+    ----------
+    items : tuple of str
+        Item ids in bank order (``N``).
+    a, b : numpy.ndarray
+        Posterior draws, shape ``(S, N)`` (chains and draws stacked), stored item-major
+        (one item's draws are contiguous: a session reads them an item at a time).
+    a_point, b_point : numpy.ndarray
+        Posterior means, shape ``(N,)`` (the paper's point estimates).
+    nodes : numpy.ndarray
+        Ability grid, shape ``(G,)``.
+    """
+
+    items: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+    a_point: np.ndarray
+    b_point: np.ndarray
+    nodes: np.ndarray = field(default_factory=ability_grid)
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_bank(cls, bank, *, nodes: np.ndarray | None = None) -> BankArrays:
+        """Extract the arrays of an :class:`~fluid_bayes.bank.ItemBank`."""
+        a = np.asarray(bank.a.transpose(CHAIN, DRAW, ITEM).values, dtype=np.float64)
+        b = np.asarray(bank.b.transpose(CHAIN, DRAW, ITEM).values, dtype=np.float64)
+        a = a.reshape(-1, a.shape[-1])
+        b = b.reshape(-1, b.shape[-1])
+        return cls(
+            items=bank.items,
+            a=np.ascontiguousarray(a.T).T,
+            b=np.ascontiguousarray(b.T).T,
+            a_point=a.mean(axis=0),
+            b_point=b.mean(axis=0),
+            nodes=ability_grid() if nodes is None else np.asarray(nodes, dtype=np.float64),
+        )
+
+    @property
+    def n_items(self) -> int:
+        """Number of items ``N``."""
+        return self.a.shape[1]
+
+    @property
+    def n_draws(self) -> int:
+        """Number of item-parameter draws ``S``."""
+        return self.a.shape[0]
+
+    @property
+    def order(self) -> np.ndarray:
+        """Item indices by decreasing point discrimination (for the MFI kernel)."""
+        if "order" not in self._tables:
+            self._tables["order"] = np.argsort(-self.a_point, kind="stable")
+        return self._tables["order"]
+
+    @property
+    def mfi_ranking(self) -> tuple:
+        """Items ranked by point Fisher information at nodes 0.01 apart on [-4, 4].
+
+        ``(ranked, ranked_info, g_lo, g_step, a_max)`` for
+        :func:`fluid_bayes.adaptive.kernels.mfi_argmax_ranked`: the first ``min(N, 1024)``
+        items per node (int32 ``(801, M)``) and their information there.
+        """
+        if "ranked" not in self._tables:
+            lo, hi = _RANK_RANGE
+            nodes = np.linspace(lo, hi, int(round((hi - lo) / _RANK_STEP)) + 1)
+            m = min(self.n_items, _RANK_KEEP)
+            ranked = np.empty((nodes.size, m), dtype=np.int32)
+            info = np.empty((nodes.size, m))
+            a, b = self.a_point, self.b_point
+            rows = max(1, _TABLE_BLOCK_BYTES // (8 * self.n_items))
+            for g0 in range(0, nodes.size, rows):
+                full = irt.fisher_information(nodes[g0 : g0 + rows, None], a, b)
+                top = np.argpartition(-full, m - 1, axis=1)[:, :m] if m < self.n_items else (
+                    np.broadcast_to(np.arange(m), full.shape))  # fmt: skip
+                vals = np.take_along_axis(full, top, axis=1)
+                srt = np.argsort(-vals, axis=1, kind="stable")
+                ranked[g0 : g0 + rows] = np.take_along_axis(top, srt, axis=1)
+                info[g0 : g0 + rows] = np.take_along_axis(vals, srt, axis=1)
+            self._tables["ranked"] = ranked
+            self._tables["ranked_info"] = info
+        return (self._tables["ranked"], self._tables["ranked_info"], _RANK_RANGE[0],
+                _RANK_STEP, float(self.a_point.max()))  # fmt: skip
+
+    def _build_tables(self) -> None:
+        g = self.nodes.size
+        info = np.empty((g, self.n_items))
+        acc = np.zeros((self.n_draws, g))
+        chunk = max(1, _TABLE_BLOCK_BYTES // (8 * self.n_draws * g))
+        for lo in range(0, self.n_items, chunk):
+            sl = slice(lo, lo + chunk)
+            a = self.a[:, None, sl]
+            x = a * (self.nodes[None, :, None] - self.b[:, None, sl])  # (S, G, chunk)
+            p = irt.expit(x)
+            info[:, sl] = (a * a * p * irt.expit(-x)).mean(axis=0)
+            acc += p.sum(axis=2)
+        self._tables["info"] = info
+        self._tables["acc"] = acc / self.n_items
+
+    @property
+    def info_table(self) -> np.ndarray:
+        """Posterior-expected Fisher information at every node, shape ``(G, N)``."""
+        if "info" not in self._tables:
+            self._build_tables()
+        return self._tables["info"]
+
+    @property
+    def accuracy_table(self) -> np.ndarray:
+        """Expected accuracy over all bank items per (draw, node), shape ``(S, G)``."""
+        if "acc" not in self._tables:
+            self._build_tables()
+        return self._tables["acc"]
+
+    def item_params(self, estimator: str) -> tuple[np.ndarray, np.ndarray]:
+        """Item parameters a grid estimator integrates over, each shape ``(S', N)``.
+
+        ``bayes``: all posterior draws (``S' = S``); ``eap``: the point estimates as a
+        single draw (``S' = 1``).
+        """
+        if estimator == "bayes":
+            return self.a, self.b
+        return self.a_point[None, :], self.b_point[None, :]
+
+    def point_accuracy(self, theta: np.ndarray) -> np.ndarray:
+        """Mean over bank items of ``p(correct | theta)`` on point parameters."""
+        theta = np.asarray(theta, dtype=np.float64)
+        flat = np.ascontiguousarray(theta.ravel())
+        return kernels.mean_icc(flat, self.a_point, self.b_point).reshape(theta.shape)
+
+    def expected_information(self, theta: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Exact posterior-expected information of ``items`` (B, K) at ``theta`` (B,)."""
+        return kernels.expected_information(self.a, self.b, np.asarray(theta, np.float64),
+                                             np.asarray(items, np.int64))  # fmt: skip
+
+    def nbytes(self) -> int:
+        """Memory held by the arrays and the tables built so far, in bytes."""
+        arrays = (self.a, self.b, self.a_point, self.b_point, self.nodes)
+        return sum(x.nbytes for x in arrays) + sum(t.nbytes for t in self._tables.values())
+
+
+def _interp_rows(table: np.ndarray, nodes: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``table`` (G, N) at each ``theta`` (B,): (B, N)."""
+    t = np.clip(theta, nodes[0], nodes[-1])
+    k = np.clip(np.searchsorted(nodes, t) - 1, 0, nodes.size - 2)
+    w = ((t - nodes[k]) / (nodes[k + 1] - nodes[k]))[:, None]
+    return (1.0 - w) * table[k] + w * table[k + 1]
+
+
+def criterion(
+    rule: str,
+    arrays: BankArrays,
+    *,
+    theta: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Score of every item for a batch of sessions (higher is better).
+
+    Parameters
+    ----------
+    rule : {"mfi", "expected-fi", "mpwi", "random"}
+        Selection rule (``random`` scores every item 0).
+    arrays : BankArrays
+        The bank.
+    theta : numpy.ndarray
+        Current ability estimates, shape ``(B,)``.
+    weights : numpy.ndarray, optional
+        Ability posteriors on ``arrays.nodes``, shape ``(B, G)``; needed by ``mpwi``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(B, N)``: information (1 / ability^2) for the information rules.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    if rule == "mfi":
+        return irt.fisher_information(theta[:, None], arrays.a_point, arrays.b_point)
+    if rule == "expected-fi":
+        return _interp_rows(arrays.info_table, arrays.nodes, theta)
+    if rule == "mpwi":
+        if weights is None:
+            raise ValueError("mpwi needs the ability posterior weights")
+        return weights @ arrays.info_table
+    if rule == "random":
+        return np.zeros((theta.size, arrays.n_items))
+    raise ValueError(f"unknown selection rule {rule!r}; choose from {', '.join(SELECTORS)}")
+
+
+def pick(
+    rule: str,
+    arrays: BankArrays,
+    scores: np.ndarray,
+    unavailable: np.ndarray,
+    *,
+    theta: np.ndarray,
+    rngs: list[np.random.Generator] | None = None,
+    randomesque: int = 1,
+) -> np.ndarray:
+    """Choose one item per session from its scores.
+
+    Parameters
+    ----------
+    rule : str
+        The rule that produced ``scores``.
+    arrays : BankArrays
+        The bank.
+    scores : numpy.ndarray
+        From :func:`criterion`, shape ``(B, N)``.
+    unavailable : numpy.ndarray
+        Boolean ``(B, N)``: administered, excluded or unanswered items.
+    theta : numpy.ndarray
+        Current estimates ``(B,)`` (for the exact re-scoring of ``expected-fi``).
+    rngs : list of numpy.random.Generator, optional
+        One per session; required by ``random`` and ``randomesque > 1``.
+    randomesque : int
+        Pick uniformly among the best ``randomesque`` items.
+
+    Returns
+    -------
+    numpy.ndarray
+        Chosen bank indices, shape ``(B,)``; -1 where nothing is available.
+    """
+    n_avail = (~unavailable).sum(axis=1)
+    s = np.where(unavailable, -np.inf, scores)
+    out = np.full(s.shape[0], -1, dtype=np.int64)
+    if rule == "random":
+        for i in np.flatnonzero(n_avail):
+            out[i] = rngs[i].choice(np.flatnonzero(~unavailable[i]))
+        return out
+    k = int(randomesque)
+    if k < 1:
+        raise ValueError(f"randomesque must be >= 1, got {randomesque}")
+    if k > 1 and rngs is None:
+        raise ValueError("randomesque > 1 needs a random generator per session")
+    if rule == "expected-fi":
+        m = min(max(RERANK, k), s.shape[1])
+        cand = np.argpartition(-s, m - 1, axis=1)[:, :m]
+        cand.sort(axis=1)  # ties then go to the lowest index
+        exact = arrays.expected_information(np.asarray(theta, dtype=np.float64), cand)
+        exact = np.where(np.take_along_axis(unavailable, cand, axis=1), -np.inf, exact)
+        s_cand, idx_cand = exact, cand
+    else:
+        s_cand, idx_cand = s, None
+    for i in np.flatnonzero(n_avail):
+        row = s_cand[i]
+        if k == 1:
+            j = int(np.argmax(row))
+        else:
+            kk = min(k, int(n_avail[i]), row.size)
+            top = np.argsort(-row, kind="stable")[:kk]
+            j = int(top[rngs[i].integers(kk)])
+        out[i] = j if idx_cand is None else int(idx_cand[i, j])
+    return out
+
+
+def expected_fi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
+    """``expected-fi`` for one session, as :func:`pick` does it (-1: none left).
+
+    The ``RERANK`` best available items by the interpolated ``info_table`` at
+    ``theta``, re-scored exactly over the draws; ties to the lowest index.
+    """
+    th = np.array([float(theta)])
+    cand = kernels.top_candidates(arrays.info_table, arrays.nodes, th, unavailable[None, :],
+                                   min(RERANK, arrays.n_items))[0]  # fmt: skip
+    if cand[0] < 0:
+        return -1
+    exact = arrays.expected_information(th, cand[None, :])[0]
+    return int(cand[int(np.argmax(exact))])
+
+
+def mfi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
+    """The paper's MFI choice for one session by the pruned kernel (-1: none left)."""
+    return int(
+        kernels.mfi_argmax_ranked(
+            float(theta),
+            arrays.a_point,
+            arrays.b_point,
+            arrays.order,
+            unavailable,
+            *arrays.mfi_ranking,
+        )
+    )

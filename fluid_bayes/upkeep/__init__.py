@@ -1,0 +1,3 @@
+"""Stage 5, upkeep: model checking, new models, refit advice, drift, linking, mislabels."""
+
+__all__: list[str] = []

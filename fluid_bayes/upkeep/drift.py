@@ -1,0 +1,554 @@
+"""Linking a refitted bank onto an old bank's scale, and item-parameter drift.
+
+The ability scale of a bank is set by its own calibration sample (abilities of mean 0
+and SD 1), so a refit on old plus new models lands on another scale. With
+``theta_old = A * theta_new + B`` the new bank's items on the old scale are
+``b_linked = A * b_new + B`` and ``a_linked = a_new / A``.
+
+Draw pairing: the constants are computed *per posterior draw*. The flattened
+``(chain, draw)`` draws of the two banks are paired in order; when the counts differ,
+the larger bank is subsampled without replacement to the smaller count by a seeded
+generator. ``A`` and ``B`` thus have posterior draws, and drift probabilities carry
+the linking uncertainty.
+
+Methods: ``"mean-sigma"``, ``A = sd(b_old) / sd(b_new)`` and ``B = mean(b_old) - A
+mean(b_new)`` over the anchors. ``"stocking-lord"``, per draw, ``(log A, B)`` minimizing
+the squared gap of the test characteristic curves (expected number correct on the
+anchors) at 41 abilities in [-4, 4] of the old scale weighted by the N(0, 1) density,
+by :func:`scipy.optimize.least_squares` from the mean-sigma values. Per draw rather
+than on posterior means so that both methods report the same kind of uncertainty.
+
+Purification: drifted items would pull the link towards themselves. The link is
+computed on all anchor candidates, each is tested with the drift rule, the flagged
+ones are dropped and the link recomputed on the rest, until the flagged set repeats
+(at most ``max_rounds``; a dropped item may come back). Fewer than five anchors left
+is an error.
+
+Drift rule: per common item and paired draw, ``delta_b = b_linked - b_old`` (ability
+SD of the old scale) and ``delta_log_a = log a_linked - log a_old``. An item drifted
+when ``P(|delta_b| > threshold_b) > prob`` or ``P(|delta_log_a| > threshold_log_a) >
+prob``. Defaults: ``threshold_b = 0.5`` (half an ability SD, between the "moderate"
+0.43 and "large" 0.64 logit ETS DIF bands at ``a = 1``), ``threshold_log_a = log 1.5``
+(slope changed by half) and ``prob = 0.9``: with posterior SDs of 0.15 on ``b``, 0.9
+finds about nine in ten items whose difficulty moved by 1.0 (0.95 about three in four)
+and flags well under 1 % of stable items (measured in ``tests/test_drift.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluid_bayes.bank import ItemBank, bank_hash
+from fluid_bayes.dims import CHAIN, DRAW, ITEM
+from fluid_bayes.exceptions import BankError
+from fluid_bayes.upkeep.linking import mean_sigma, stocking_lord
+
+__all__ = [
+    "DEFAULT_PROB",
+    "DEFAULT_THRESHOLD_B",
+    "DEFAULT_THRESHOLD_LOG_A",
+    "INTERVAL_PROB",
+    "MIN_ANCHORS",
+    "DriftReport",
+    "Linking",
+    "apply_linking",
+    "drift",
+    "link",
+    "mean_sigma",
+    "stocking_lord",
+]
+
+#: Drift threshold on difficulty (ability SD of the old scale).
+DEFAULT_THRESHOLD_B = 0.5
+#: Drift threshold on log discrimination (a 50 % change of slope).
+DEFAULT_THRESHOLD_LOG_A = math.log(1.5)
+#: Posterior probability above which an item counts as drifted.
+DEFAULT_PROB = 0.9
+#: Credible mass of the (equal-tailed) intervals reported here.
+INTERVAL_PROB = 0.95
+#: Fewest anchor items a link is computed from.
+MIN_ANCHORS = 5
+METHODS = ("mean-sigma", "stocking-lord")
+
+
+def _interval(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.quantile(x, [(1 - INTERVAL_PROB) / 2, (1 + INTERVAL_PROB) / 2])
+    return float(lo), float(hi)
+
+
+def _summary(x: np.ndarray) -> dict[str, float]:
+    lo, hi = _interval(x)
+    return {"mean": float(np.mean(x)), "low": lo, "high": hi}
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True, eq=False)
+class Linking:
+    """Linking constants ``theta_old = A theta_new + B``, with their posterior draws.
+
+    Attributes
+    ----------
+    A, B : numpy.ndarray
+        One draw per paired draw (``A`` unitless, ``B`` in ability SD of the old scale).
+    method : str
+        ``"mean-sigma"`` or ``"stocking-lord"``.
+    n_common : int
+        Items in both banks (matched by id).
+    anchors, excluded : tuple of str
+        Items the constants come from; anchor candidates dropped by purification.
+    purification : dict
+        Its rule, rounds and whether the flagged set settled (empty if not purified).
+    old_bank, new_bank : str
+        ``config_hash`` of the two banks.
+    old_draws, new_draws : numpy.ndarray
+        Flattened ``(chain, draw)`` indices of each bank paired with ``A`` and ``B``.
+    """
+
+    A: np.ndarray
+    B: np.ndarray
+    method: str
+    n_common: int
+    anchors: tuple[str, ...]
+    excluded: tuple[str, ...]
+    purification: dict[str, Any]
+    old_bank: str
+    new_bank: str
+    old_draws: np.ndarray
+    new_draws: np.ndarray
+
+    @property
+    def A_mean(self) -> float:
+        """Posterior mean of ``A``."""
+        return float(np.mean(self.A))
+
+    @property
+    def B_mean(self) -> float:
+        """Posterior mean of ``B`` (ability SD of the old scale)."""
+        return float(np.mean(self.B))
+
+    @property
+    def A_interval(self) -> tuple[float, float]:
+        """Equal-tailed 95 % interval of ``A``."""
+        return _interval(self.A)
+
+    @property
+    def B_interval(self) -> tuple[float, float]:
+        """Equal-tailed 95 % interval of ``B``."""
+        return _interval(self.B)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: constants (mean, 95 % interval), anchors, provenance."""
+        return {
+            "method": self.method,
+            "A": _summary(self.A),
+            "B": _summary(self.B),
+            "interval_prob": INTERVAL_PROB,
+            "n_draws": int(len(self.A)),
+            "n_common": int(self.n_common),
+            "n_anchors": len(self.anchors),
+            "anchors": list(self.anchors),
+            "excluded": list(self.excluded),
+            "purification": dict(self.purification),
+            "old_bank": self.old_bank,
+            "new_bank": self.new_bank,
+        }
+
+    def __str__(self) -> str:
+        (alo, ahi), (blo, bhi) = self.A_interval, self.B_interval
+        rounds = self.purification.get("rounds")
+        purified = f" after {rounds} purification round(s)" if rounds else ""
+        return (
+            f"{self.method} linking of bank {self.new_bank} onto {self.old_bank} "
+            f"(theta_old = A theta_new + B, {len(self.A)} draws)\n"
+            f"  A = {self.A_mean:.3f} [{alo:.3f}, {ahi:.3f}], "
+            f"B = {self.B_mean:+.3f} [{blo:+.3f}, {bhi:+.3f}] (95 % intervals)\n"
+            f"  {len(self.anchors)} anchors of {self.n_common} common items, "
+            f"{len(self.excluded)} excluded{purified}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DriftReport:
+    """Per-item drift between two banks, on the old bank's scale.
+
+    Attributes
+    ----------
+    linking : Linking
+        The constants that put the new bank on the old scale.
+    table : pandas.DataFrame
+        One row per common item, ranked by ``max(p_drift_a, p_drift_b)`` descending:
+        ``item``, ``delta_a_mean`` (``a_linked - a_old``), ``delta_b_mean`` (ability SD),
+        ``delta_log_a_mean``, ``p_drift_a``, ``p_drift_b``, ``drifted`` and the 95 %
+        intervals ``delta_b_low/high`` and ``delta_log_a_low/high``.
+    only_old, only_new : tuple of str
+        Items found in one bank only (not tested).
+    threshold_b, threshold_log_a, prob : float
+        The drift rule used.
+    """
+
+    linking: Linking
+    table: pd.DataFrame
+    only_old: tuple[str, ...]
+    only_new: tuple[str, ...]
+    threshold_b: float
+    threshold_log_a: float
+    prob: float
+
+    @property
+    def n_common(self) -> int:
+        """Items in both banks."""
+        return len(self.table)
+
+    @property
+    def n_drifted_a(self) -> int:
+        """Items whose discrimination drifted."""
+        return int((self.table["p_drift_a"] > self.prob).sum())
+
+    @property
+    def n_drifted_b(self) -> int:
+        """Items whose difficulty drifted."""
+        return int((self.table["p_drift_b"] > self.prob).sum())
+
+    @property
+    def n_drifted(self) -> int:
+        """Items that drifted in either parameter."""
+        return int(self.table["drifted"].sum())
+
+    @property
+    def drifted_items(self) -> tuple[str, ...]:
+        """Ids of drifted items, most certain first (e.g. to exclude from sessions)."""
+        return tuple(self.table.loc[self.table["drifted"], "item"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able report: ``linking``, rule, counts, one-bank items and ``items``."""
+        keys = ("delta_a_mean", "delta_b_mean", "p_drift_a", "p_drift_b")
+        items = [
+            {"item": str(r.item), **{k: float(getattr(r, k)) for k in keys},
+             "drifted": bool(r.drifted)}
+            for r in self.table.itertuples(index=False)
+        ]  # fmt: skip
+        return {
+            "linking": self.linking.to_dict(),
+            "rule": {"threshold_b": self.threshold_b, "threshold_log_a": self.threshold_log_a,
+                     "prob": self.prob},
+            "counts": {"n_common": self.n_common, "n_drifted_a": self.n_drifted_a,
+                       "n_drifted_b": self.n_drifted_b, "n_drifted": self.n_drifted,
+                       "n_only_old": len(self.only_old), "n_only_new": len(self.only_new)},
+            "only_in_old": list(self.only_old),
+            "only_in_new": list(self.only_new),
+            "items": items,
+        }  # fmt: skip
+
+    def __str__(self) -> str:
+        lines = [
+            f"item drift: {self.n_drifted} of {self.n_common} common items drifted "
+            f"({self.n_drifted_b} in b, {self.n_drifted_a} in a): P(|delta b| > "
+            f"{self.threshold_b:g}) or P(|delta log a| > {self.threshold_log_a:.3g}) > "
+            f"{self.prob:g}; {len(self.only_old)} items only in the old bank, "
+            f"{len(self.only_new)} only in the new",
+            "  " + str(self.linking).replace("\n", "\n  "),
+            "  item                      delta b  delta a  P(b)   P(a)",
+        ]
+        for r in self.table.head(max(10, self.n_drifted)).itertuples(index=False):
+            mark = "  drifted" if r.drifted else ""
+            lines.append(f"  {str(r.item)[:24]:<24} {r.delta_b_mean:+8.3f} {r.delta_a_mean:+8.3f}"
+                         f"  {r.p_drift_b:.3f}  {r.p_drift_a:.3f}{mark}")  # fmt: skip
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------ bank plumbing
+@dataclass(frozen=True)
+class _Paired:
+    """Common items' draws of both banks, paired draw by draw, shape ``(S, k)``."""
+
+    items: tuple[str, ...]
+    a_old: np.ndarray
+    b_old: np.ndarray
+    a_new: np.ndarray
+    b_new: np.ndarray
+
+
+def _pair_index(n_old: int, n_new: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened draw indices paired; the larger bank subsampled without replacement."""
+    n = min(n_old, n_new)
+    rng = np.random.default_rng([seed, n_old, n_new])
+    old = np.arange(n) if n_old == n else np.sort(rng.choice(n_old, n, replace=False))
+    new = np.arange(n) if n_new == n else np.sort(rng.choice(n_new, n, replace=False))
+    return old, new
+
+
+def _flat(da: xr.DataArray, items: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    arr = da.transpose(CHAIN, DRAW, ITEM).sel({ITEM: list(items)}).values
+    return arr.reshape(-1, len(items))[rows]
+
+
+def _common(old: ItemBank, new: ItemBank) -> tuple[str, ...]:
+    in_new = set(new.items)
+    common = tuple(i for i in old.items if i in in_new)
+    names = (f"old bank {old.config_hash} ({old.meta.source}) and new bank "
+             f"{new.config_hash} ({new.meta.source})")  # fmt: skip
+    if not common:
+        raise BankError(f"no common items between the {names}: items are matched by id")
+    if len(common) < MIN_ANCHORS:
+        raise BankError(
+            f"only {len(common)} common item(s) between the {names} ({list(common)}); "
+            f"linking needs at least {MIN_ANCHORS}"
+        )
+    return common
+
+
+def _paired(old: ItemBank, new: ItemBank, old_rows: np.ndarray, new_rows: np.ndarray) -> _Paired:
+    items = _common(old, new)
+    old_ab = [_flat(v, items, old_rows) for v in (old.a, old.b)]
+    return _Paired(items, *old_ab, *(_flat(v, items, new_rows) for v in (new.a, new.b)))
+
+
+def _deltas(A: np.ndarray, B: np.ndarray, p: _Paired) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of ``b_linked - b_old`` and ``log a_linked - log a_old``, shape ``(S, k)``."""
+    delta_b = A[:, None] * p.b_new + B[:, None] - p.b_old
+    delta_log_a = np.log(p.a_new) - np.log(A)[:, None] - np.log(p.a_old)
+    return delta_b, delta_log_a
+
+
+def _check_rule(threshold_b: float, threshold_log_a: float, prob: float) -> None:
+    if not (threshold_b > 0 and threshold_log_a > 0 and 0 < prob < 1):
+        raise ValueError("drift thresholds must be > 0 and prob in (0, 1), got "
+                         f"{threshold_b}, {threshold_log_a}, {prob}")  # fmt: skip
+
+
+def _constants(method: str, p: _Paired, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if method == "mean-sigma":
+        return mean_sigma(p.b_old[:, cols], p.b_new[:, cols])
+    return stocking_lord(p.a_old[:, cols], p.b_old[:, cols], p.a_new[:, cols], p.b_new[:, cols])
+
+
+# --------------------------------------------------------------- public API
+def link(
+    old: ItemBank,
+    new: ItemBank,
+    *,
+    method: str = "mean-sigma",
+    anchors: list[str] | tuple[str, ...] | None = None,
+    purify: bool = True,
+    threshold_b: float = DEFAULT_THRESHOLD_B,
+    threshold_log_a: float = DEFAULT_THRESHOLD_LOG_A,
+    prob: float = DEFAULT_PROB,
+    max_rounds: int = 10,
+    seed: int = 0,
+) -> Linking:
+    """Constants that put ``new`` on the scale of ``old``, from their common items.
+
+    Parameters
+    ----------
+    old, new : ItemBank
+        The reference bank and the refitted bank; items are matched by id.
+    method : {"mean-sigma", "stocking-lord"}
+        Linking method (see the module docstring).
+    anchors : sequence of str, optional
+        Anchor candidates (common item ids); default every common item.
+    purify : bool
+        Iteratively drop drifted anchors and re-link until the flagged set is stable.
+    threshold_b, threshold_log_a, prob : float
+        The drift rule of the purification (see :func:`drift`).
+    max_rounds : int
+        Most linking rounds of the purification.
+    seed : int
+        Seed of the draw pairing when the banks hold different numbers of draws.
+
+    Returns
+    -------
+    Linking
+        Draws of ``A`` and ``B`` with ``theta_old = A theta_new + B``.
+
+    Raises
+    ------
+    BankError
+        No common items, fewer than five anchors (before or after purification), or
+        anchor ids not common to both banks.
+    """
+    if method not in METHODS or max_rounds < 1:
+        raise ValueError(f"method must be one of {METHODS} and max_rounds >= 1, got "
+                         f"{method!r}, {max_rounds}")  # fmt: skip
+    _check_rule(threshold_b, threshold_log_a, prob)
+    old_rows, new_rows = _pair_index(old.n_draws, new.n_draws, seed)
+    p = _paired(old, new, old_rows, new_rows)
+    pos = {item: j for j, item in enumerate(p.items)}
+    if anchors is None:
+        pool = np.arange(len(p.items))
+    else:
+        unknown = [str(i) for i in anchors if i not in pos]
+        if unknown:
+            raise BankError(f"anchor item(s) not in both banks: {unknown[:10]}")
+        pool = np.array(sorted({pos[i] for i in anchors}), dtype=int)
+    excluded = np.zeros(len(pool), dtype=bool)
+    rounds, stable = 0, True
+    while True:
+        use = pool[~excluded]
+        if len(use) < MIN_ANCHORS:
+            raise BankError(
+                f"{len(use)} of {len(pool)} anchor candidates left after purification "
+                f"(round {rounds}); linking needs at least {MIN_ANCHORS} items that did "
+                "not drift: check that the banks measure the same thing, or pass anchors"
+            )
+        A, B = _constants(method, p, use)
+        rounds += 1
+        if not purify:
+            break
+        delta_b, delta_log_a = (d[:, pool] for d in _deltas(A, B, p))
+        flagged = (np.mean(np.abs(delta_b) > threshold_b, axis=0) > prob) | (
+            np.mean(np.abs(delta_log_a) > threshold_log_a, axis=0) > prob
+        )
+        if np.array_equal(flagged, excluded):
+            break
+        if rounds >= max_rounds:
+            stable = False
+            break
+        excluded = flagged
+    purification = (
+        {"rounds": rounds, "stable": stable, "max_rounds": max_rounds,
+         "threshold_b": threshold_b, "threshold_log_a": threshold_log_a, "prob": prob}
+        if purify else {}
+    )  # fmt: skip
+    items = np.array(p.items, dtype=object)
+    return Linking(A, B, method, len(p.items), tuple(items[pool[~excluded]]),
+                   tuple(items[pool[excluded]]), purification, old.config_hash,
+                   new.config_hash, old_rows, new_rows)  # fmt: skip
+
+
+def apply_linking(new: ItemBank, linking: Linking) -> ItemBank:
+    """The bank ``new`` expressed on the old bank's ability scale.
+
+    Every draw is mapped with its own constants (``b, theta, mu_b -> A x + B``;
+    ``sigma_b, tau_b -> A x``; ``a -> a / A``; ``mu_log_a -> mu_log_a - log A``;
+    ``sigma_log_a`` unchanged). Draws of ``new`` left out of the pairing (when it held
+    more draws than the old bank) get constants resampled from the pairs with a fixed
+    seed. The ``subjects`` summaries are mapped by the posterior-mean constants.
+
+    Parameters
+    ----------
+    new : ItemBank
+        The bank the linking was computed for (checked by ``config_hash``).
+    linking : Linking
+        From :func:`link`.
+
+    Returns
+    -------
+    ItemBank
+        Same groups and metadata, except the mapped draws, ``meta.lineage`` (parent
+        bank, method, constants with 95 % intervals, anchors) and a new ``config_hash``
+        so that results on the two scales are never confused.
+    """
+    if new.config_hash != linking.new_bank:
+        raise BankError(f"the linking was computed for bank {linking.new_bank}, not "
+                        f"{new.config_hash}")  # fmt: skip
+    n, pick = new.n_draws, np.arange(len(linking.A))
+    if len(pick) < n:  # constants for unpaired draws: resampled pairs, seeded
+        pick = np.random.default_rng([n, len(pick)]).integers(len(pick), size=n)
+        pick[linking.new_draws] = np.arange(len(linking.A))
+    shape = (new.posterior.sizes[CHAIN], new.posterior.sizes[DRAW])
+    A = xr.DataArray(linking.A[pick].reshape(shape), dims=(CHAIN, DRAW))
+    B = xr.DataArray(linking.B[pick].reshape(shape), dims=(CHAIN, DRAW))
+    maps = {"a": (1 / A, 0), "sigma_b": (A, 0), "tau_b": (A, 0),
+            **dict.fromkeys(("mu_log_a", "mu_log_a_group"), (1, -np.log(A))),
+            **dict.fromkeys(("b", "theta", "mu_b", "mu_b_group"), (A, B))}  # fmt: skip
+    groups = {name: node.to_dataset() for name, node in new.tree.children.items()}
+    post = groups["posterior"].copy()
+    for name, (m, c) in maps.items():
+        if name in post:
+            post[name] = (m * post[name] + c).transpose(*post[name].dims)
+    groups["posterior"] = post
+    if "subjects" in groups:  # summaries: mapped by the posterior-mean constants
+        subj, am, bm = groups["subjects"].copy(), linking.A_mean, linking.B_mean
+        for name in {"theta_mean", "theta_hdi_low", "theta_hdi_high", "theta_sd"} & set(subj):
+            subj[name] = am * subj[name] + (0 if name == "theta_sd" else bm)
+        groups["subjects"] = subj
+    lineage: dict[str, Any] = {
+        "parent_config_hash": linking.old_bank,
+        "unlinked_config_hash": new.config_hash,
+        "method": linking.method,
+        "A": _summary(linking.A),
+        "B": _summary(linking.B),
+        "interval_prob": INTERVAL_PROB,
+        "n_anchors": len(linking.anchors),
+        "n_common": linking.n_common,
+        "excluded": list(linking.excluded),
+    }
+    if new.meta.lineage:
+        lineage["previous"] = new.meta.lineage
+    meta = dataclasses.replace(
+        new.meta,
+        lineage=lineage,
+        config_hash=bank_hash({**new.meta.config, "lineage": lineage}, new.meta.data_fingerprint),
+    )
+    return ItemBank(tree=xr.DataTree.from_dict(groups), meta=meta)
+
+
+def drift(
+    old: ItemBank,
+    new: ItemBank,
+    *,
+    threshold_b: float = DEFAULT_THRESHOLD_B,
+    threshold_log_a: float = DEFAULT_THRESHOLD_LOG_A,
+    prob: float = DEFAULT_PROB,
+    linking: Linking | None = None,
+    seed: int = 0,
+) -> DriftReport:
+    """Which common items changed between ``old`` and the refitted ``new`` bank.
+
+    Parameters
+    ----------
+    old, new : ItemBank
+        Reference and refitted bank (``new`` on its own, unlinked scale).
+    threshold_b : float
+        Smallest difficulty change that counts, in ability SD of the old scale.
+    threshold_log_a : float
+        Smallest change of log discrimination that counts.
+    prob : float
+        An item drifted when ``P(|delta| > threshold) > prob`` for ``b`` or ``log a``.
+    linking : Linking, optional
+        Constants from :func:`link`; default a purified mean-sigma link with this rule.
+    seed : int
+        Seed of the draw pairing (when ``linking`` is computed here).
+
+    Returns
+    -------
+    DriftReport
+        Per-item changes on the old scale, ranked by drift probability.
+    """
+    _check_rule(threshold_b, threshold_log_a, prob)
+    if linking is None:
+        linking = link(old, new, threshold_b=threshold_b, threshold_log_a=threshold_log_a,
+                       prob=prob, seed=seed)  # fmt: skip
+    elif (linking.old_bank, linking.new_bank) != (old.config_hash, new.config_hash):
+        raise BankError(
+            f"the linking is of bank {linking.new_bank} onto {linking.old_bank}, not of "
+            f"{new.config_hash} onto {old.config_hash}"
+        )
+    p = _paired(old, new, linking.old_draws, linking.new_draws)
+    delta_b, delta_log_a = _deltas(linking.A, linking.B, p)
+    delta_a = p.a_new / linking.A[:, None] - p.a_old
+    p_b = np.mean(np.abs(delta_b) > threshold_b, axis=0)
+    p_a = np.mean(np.abs(delta_log_a) > threshold_log_a, axis=0)
+    q = [(1 - INTERVAL_PROB) / 2, (1 + INTERVAL_PROB) / 2]
+    qb, qa = np.quantile(delta_b, q, axis=0), np.quantile(delta_log_a, q, axis=0)
+    table = pd.DataFrame({
+        "item": list(p.items), "delta_a_mean": delta_a.mean(0), "delta_b_mean": delta_b.mean(0),
+        "delta_log_a_mean": delta_log_a.mean(0), "p_drift_a": p_a, "p_drift_b": p_b,
+        "drifted": (p_a > prob) | (p_b > prob), "delta_b_low": qb[0], "delta_b_high": qb[1],
+        "delta_log_a_low": qa[0], "delta_log_a_high": qa[1],
+    })  # fmt: skip
+    order = np.lexsort((np.arange(len(p.items)), -np.abs(table["delta_b_mean"].to_numpy()),
+                        -np.maximum(p_a, p_b)))  # fmt: skip
+    in_old, in_new = set(old.items), set(new.items)
+    return DriftReport(
+        linking, table.iloc[order].reset_index(drop=True),
+        tuple(i for i in old.items if i not in in_new),
+        tuple(i for i in new.items if i not in in_old), threshold_b, threshold_log_a, prob,
+    )  # fmt: skip
