@@ -154,6 +154,16 @@ def _parser() -> argparse.ArgumentParser:
     imp = bsub.add_parser("import-params", help="import point estimates item_id,a,b as a bank")
     imp.add_argument("params", help="CSV with item_id,a,b (or item_id,a,d)")
     imp.add_argument("--out", required=True, help="bank file to write (netCDF)")
+    bmap = bsub.add_parser(
+        "map", help="attach the harness document of each item (item,task,doc_id CSV) to a bank"
+    )
+    bmap.add_argument("bank", help="bank file (netCDF)")
+    bmap.add_argument(
+        "--items-map", required=True,
+        help="CSV with columns item,task,doc_id (lm-eval: 0-based doc index; Inspect: "
+        "sample_id); must name every item of the bank",
+    )  # fmt: skip
+    bmap.add_argument("--out", required=True, help="bank file to write (netCDF)")
 
     _add_evaluate(sub, FORMATS)
     from fluid_bayes.cli.study import add_study_commands
@@ -315,6 +325,16 @@ def _cmd_bank(args: argparse.Namespace) -> int:
     from fluid_bayes.bank import ItemBank
     from fluid_bayes.data.readers import read_point_params
 
+    if args.bank_command == "map":
+        from fluid_bayes.harness.documents import attach_documents, read_items_map
+
+        documents = read_items_map(args.items_map)
+        bank = attach_documents(ItemBank.load(args.bank), documents)
+        path = bank.save(args.out)
+        tasks = ", ".join(documents.task_names)
+        print(f"mapped {bank.n_items} items to documents of {tasks} ({bank.config_hash}); "
+              f"wrote {path}")  # fmt: skip
+        return 0
     if args.bank_command == "import-params":
         params = read_point_params(args.params)
         bank = ItemBank.from_point_params(params, source=str(args.params))
