@@ -17,16 +17,8 @@ settings.register_profile("fluid_bayes", derandomize=True)
 settings.load_profile("fluid_bayes")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 PACKAGE_DATA = REPO / "fluid_bayes" / "data"
-
-
-def shared_data(*parts: str) -> Path:
-    """Path to a file of ../shared/data, skipping the test if it is absent."""
-    p = SHARED.joinpath("data", *parts)
-    if not p.exists():
-        pytest.skip(f"shared data not available: {p}")
-    return p
+FIXTURES = REPO / "tests" / "fixtures"  # files the tests need that the package does not ship
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED
+from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate
@@ -29,12 +29,10 @@ from fluid_bayes.adaptive.selection import BankArrays, criterion, pick
 from fluid_bayes.adaptive.session import Session, SessionConfig, run_session
 from fluid_bayes.adaptive.stopping import StopRule, auto_sd_threshold
 
-FIXTURE = SHARED / "fixtures" / "reference_parity.json"
+FIXTURE = FIXTURES / "reference_parity.json"
 
 
 def _cases(kind):
-    if not FIXTURE.is_file():
-        return []
     return [c for c in json.loads(FIXTURE.read_text())["cases"] if c["kind"] == kind]
 
 

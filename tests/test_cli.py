@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PACKAGE_DATA, SHARED
+from conftest import FIXTURES, PACKAGE_DATA
 
 from fluid_bayes import ItemBank
 from fluid_bayes.cli.main import main
 
 LSAT7 = str(PACKAGE_DATA / "lsat" / "lsat7_patterns.csv")
-FIXTURE = SHARED / "fixtures" / "reference_parity.json"
+FIXTURE = FIXTURES / "reference_parity.json"
 TINY = ["--draws", "60", "--tune", "60", "--seed", "3", "--no-progress"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIXTURES, PACKAGE_DATA
 
 from fluid_bayes.data.readers import (
     FORMATS,
@@ -23,15 +24,7 @@ from fluid_bayes.data.readers import (
 )
 from fluid_bayes.exceptions import DataError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NAN = np.nan
-
-
-def _shared(rel: str) -> Path:
-    path = DATA / rel
-    if not path.exists():
-        pytest.skip(f"shared data {rel} not available")
-    return path
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -327,17 +320,17 @@ def test_unknown_format(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("rel", "fmt", "shape"),
+    ("path", "fmt", "shape"),
     [
-        ("chembench/responses.csv", "wide", (22, 2854)),
-        ("mmlu_redux_helm/responses.csv", "wide", (14, 5700)),
-        ("pyirt_minitest/minitest.jsonlines", "pyirt", (8, 1100)),
-        ("lsat/lsat6_patterns.csv", "patterns", (1000, 5)),
-        ("lsat/lsat7_patterns.csv", "patterns", (1000, 5)),
+        (PACKAGE_DATA / "chembench" / "responses.csv", "wide", (22, 2854)),
+        (PACKAGE_DATA / "mmlu_redux_helm" / "responses.csv", "wide", (14, 5700)),
+        (FIXTURES / "minitest.jsonlines", "pyirt", (8, 1100)),
+        (PACKAGE_DATA / "lsat" / "lsat6_patterns.csv", "patterns", (1000, 5)),
+        (PACKAGE_DATA / "lsat" / "lsat7_patterns.csv", "patterns", (1000, 5)),
     ],
+    ids=lambda v: f"{v.parent.name}/{v.name}" if isinstance(v, Path) else None,
 )
-def test_shipped_data(rel, fmt, shape):
-    path = _shared(rel)
+def test_shipped_data(path, fmt, shape):
     assert detect_format(path) == fmt
     rm = read_responses(path)
     assert rm.values.shape == shape
@@ -348,7 +341,7 @@ def test_shipped_data(rel, fmt, shape):
 
 
 def test_lsat7_expansion_matches_frequencies():
-    path = _shared("lsat/lsat7_patterns.csv")
+    path = PACKAGE_DATA / "lsat" / "lsat7_patterns.csv"
     raw = pd.read_csv(path)
     rm = read_patterns(path)
     assert rm.n_subjects == raw["freq"].sum() == 1000
@@ -358,8 +351,8 @@ def test_lsat7_expansion_matches_frequencies():
 
 
 def test_mmlu_with_item_meta():
-    path = _shared("mmlu_redux_helm/responses.csv")
-    items = _shared("mmlu_redux_helm/items.csv")
+    path = PACKAGE_DATA / "mmlu_redux_helm" / "responses.csv"
+    items = PACKAGE_DATA / "mmlu_redux_helm" / "items.csv"
     rm = read_responses(path, item_meta=items)
     assert rm.values.shape == (14, 5700)
     assert list(rm.item_meta.index) == list(rm.items)
