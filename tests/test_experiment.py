@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from fluid_bayes import ItemBank
-from fluid_bayes.adaptive import replay
 from fluid_bayes.adaptive.ability import map_ability
+from fluid_bayes.adaptive.replay import replay
 from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.cli.main import main
 from fluid_bayes.data.readers import read_responses
