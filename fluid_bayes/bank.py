@@ -43,8 +43,9 @@ from fluid_bayes.calibration.diagnostics import ConvergenceReport
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.dims import BANK_FORMAT, BANK_FORMAT_VERSION, CHAIN, DRAW, HDI_PROB, ITEM, SUBJECT
 from fluid_bayes.exceptions import BankError
+from fluid_bayes.reporting import nan_to_none
 
-__all__ = ["BankMeta", "ItemBank"]
+__all__ = ["BankMeta", "ItemBank", "bank_hash", "items_dataset"]
 
 _META_ATTR = "fluid_bayes_meta"
 _OBSERVED = "observed"
@@ -332,11 +333,11 @@ class ItemBank:
             "constant_items_integrated": int(self.meta.sampler.get("constant_items_integrated", 0)),
             "chains": int(self.posterior.sizes[CHAIN]),
             "draws": int(self.posterior.sizes[DRAW]),
-            "max_rhat": _nan_to_none(conv.get("max_rhat")),
-            "min_ess_bulk": _nan_to_none(conv.get("min_ess_bulk")),
-            "min_ess_tail": _nan_to_none(conv.get("min_ess_tail")),
+            "max_rhat": nan_to_none(conv.get("max_rhat")),
+            "min_ess_bulk": nan_to_none(conv.get("min_ess_bulk")),
+            "min_ess_tail": nan_to_none(conv.get("min_ess_tail")),
             "divergences": int(conv.get("divergences", 0)),
-            "min_bfmi": _nan_to_none(conv.get("min_bfmi")),
+            "min_bfmi": nan_to_none(conv.get("min_bfmi")),
             "converged": bool(conv.get("ok", False)),
             "items": json.loads(table.to_json(orient="records", double_precision=15)),
         }
@@ -544,7 +545,7 @@ class ItemBank:
         )
         groups = {"posterior": post}
         if item_meta is not None:
-            groups["items"] = _items_dataset(item_meta)
+            groups["items"] = items_dataset(item_meta)
         if calibration_theta is not None:
             th = calibration_theta.astype(float)
             groups["subjects"] = xr.Dataset(
@@ -582,15 +583,8 @@ def _cast_posterior(tree: xr.DataTree, source: type, target: type) -> None:
     )
 
 
-def _nan_to_none(v: Any) -> Any:
-    if v is None:
-        return None
-    v = float(v)
-    return None if np.isnan(v) else v
-
-
-def _items_dataset(meta: pd.DataFrame) -> xr.Dataset:
-    """Item metadata as a Dataset on dim ``item`` (strings kept as strings)."""
+def items_dataset(meta: pd.DataFrame) -> xr.Dataset:
+    """Item metadata as the bank's ``items`` group, on dim ``item`` (strings kept as strings)."""
     df = meta.copy()
     df.index = pd.Index([str(i) for i in df.index], name=ITEM)
     for c in df.columns:

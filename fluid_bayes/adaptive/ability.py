@@ -53,6 +53,7 @@ __all__ = [
     "INTEGRATIONS",
     "GridState",
     "MapState",
+    "THETA_RANGE",
     "ability_grid",
     "grid_summary",
     "joint_weights",

@@ -40,7 +40,14 @@ from fluid_bayes.adaptive.session import Session, SessionConfig, SessionResult, 
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
 
-__all__ = ["ReplayReport", "ReplayResult", "replay", "score_all"]
+__all__ = [
+    "ReplayReport",
+    "ReplayResult",
+    "align_to_bank",
+    "observed_accuracy",
+    "replay",
+    "score_all",
+]
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,31 @@ class ReplayResult:
         return pd.DataFrame(rows).set_index("subject")
 
 
-def _align(bank_items: tuple[str, ...], data: ResponseMatrix) -> tuple[np.ndarray, ReplayReport]:
+def align_to_bank(
+    bank_items: tuple[str, ...], data: ResponseMatrix
+) -> tuple[np.ndarray, ReplayReport]:
+    """Return the answers of ``data`` in the bank's item order, and how the two met.
+
+    Parameters
+    ----------
+    bank_items : tuple of str
+        The bank's item ids, in its order.
+    data : ResponseMatrix
+        Answers; items are matched to the bank by id.
+
+    Returns
+    -------
+    answers : numpy.ndarray
+        Shape ``(n_subjects, len(bank_items))``: 1 right, 0 wrong, NaN where a subject
+        has no answer to a bank item (or the data lacks the item).
+    report : ReplayReport
+        The data's items not in the bank and the subjects' counts of missing bank items.
+
+    Raises
+    ------
+    DataError
+        If no item of the data is in the bank.
+    """
     col = {item: k for k, item in enumerate(data.items)}
     answers = np.full((data.n_subjects, len(bank_items)), np.nan)
     present = [(j, col[i]) for j, i in enumerate(bank_items) if i in col]
@@ -157,9 +188,9 @@ def replay(
     if subjects is not None:
         data = data.select(subjects=subjects)
     arrays = arrays or BankArrays.from_bank(bank)
-    answers, report = _align(arrays.items, data)
+    answers, report = align_to_bank(arrays.items, data)
     probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
-    observed = dict(zip(data.subjects, _observed_accuracy(answers).tolist(), strict=True))
+    observed = dict(zip(data.subjects, observed_accuracy(answers).tolist(), strict=True))
     if config.estimator == "map" and config.select == "mfi" and config.randomesque == 1:
         results = _replay_paper(probe, arrays, answers, data.subjects)
     else:
@@ -237,8 +268,8 @@ def score_all(
         n_answered, observed_accuracy``.
     """
     arrays = arrays or BankArrays.from_bank(bank)
-    answers, _ = _align(arrays.items, data)
-    observed = _observed_accuracy(answers)
+    answers, _ = align_to_bank(arrays.items, data)
+    observed = observed_accuracy(answers)
     nodes = arrays.nodes
     if estimator != "map":
         a_all, b_all = arrays.item_params(estimator)
@@ -264,8 +295,20 @@ def score_all(
     return pd.DataFrame(rows).set_index("subject")
 
 
-def _observed_accuracy(answers: np.ndarray) -> np.ndarray:
-    """Share correct over the answered bank items per subject (NaN if none answered)."""
+def observed_accuracy(answers: np.ndarray) -> np.ndarray:
+    """Return each subject's share correct over the bank items it answered.
+
+    Parameters
+    ----------
+    answers : numpy.ndarray
+        Shape ``(n_subjects, n_items)``, 1/0 with NaN for no answer
+        (:func:`align_to_bank`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_subjects,)``, accuracy in [0, 1]; NaN for a subject with no answer.
+    """
     n = (~np.isnan(answers)).sum(axis=1)
     right = np.nansum(answers, axis=1)
     return np.where(n > 0, right / np.maximum(n, 1), np.nan)

@@ -32,7 +32,14 @@ from fluid_bayes.adaptive import kernels
 from fluid_bayes.adaptive.ability import ability_grid
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 
-__all__ = ["SELECTORS", "BankArrays", "criterion", "pick"]
+__all__ = [
+    "SELECTORS",
+    "BankArrays",
+    "criterion",
+    "expected_fi_fast",
+    "mfi_fast",
+    "pick",
+]
 
 SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 #: candidates re-scored exactly by ``expected-fi``

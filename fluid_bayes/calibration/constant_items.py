@@ -50,7 +50,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from scipy.special import expit, log_expit, log_ndtr, logsumexp
 
-from fluid_bayes.calibration.loglik import _KERNEL_FLAGS, exp_nonpositive, log1p_unit
+from fluid_bayes.calibration.loglik import KERNEL_FLAGS, exp_nonpositive, log1p_unit
 from fluid_bayes.data.report import constant_columns
 
 __all__ = [
@@ -276,7 +276,7 @@ def _constant_kernel(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts
 
 
 #: the kernel as plain numba (the tests call it directly)
-constant_numba = numba.njit(_constant_kernel, **_KERNEL_FLAGS)
+constant_numba = numba.njit(_constant_kernel, **KERNEL_FLAGS)
 
 
 def constant_numba_call(theta, loc_b, sigma_b, loc_la, sigma_la, sign, mask, counts):
@@ -378,14 +378,14 @@ def _register_numba() -> None:
             inspect.getsource(f)
             for f in (_constant_kernel, exp_nonpositive.py_func, log1p_unit.py_func)
         )
-        + repr(sorted(_KERNEL_FLAGS["fastmath"]))
+        + repr(sorted(KERNEL_FLAGS["fastmath"]))
         + repr((_EDGE, _Z1_MAX, _Z2.tolist(), _GL_X.tolist()))
     )
     salt = int(hashlib.sha256(source.encode()).hexdigest()[:12], 16)
 
     @numba_basic.register_funcify_default_op_cache_key(ConstantItemsLogLik)
     def _funcify(op, node=None, **kwargs):  # noqa: ARG001
-        kernel = numba_basic.numba_njit(**_KERNEL_FLAGS)(_constant_kernel)
+        kernel = numba_basic.numba_njit(**KERNEL_FLAGS)(_constant_kernel)
         z2, lw2, gx, gw = _Z2, _LW2, _GL_X, _GL_W
 
         @numba_basic.numba_njit

@@ -27,7 +27,7 @@ import pymc as pm
 import xarray as xr
 
 from fluid_bayes import irt
-from fluid_bayes.bank import BankMeta, ItemBank, _items_dataset, bank_hash
+from fluid_bayes.bank import BankMeta, ItemBank, bank_hash, items_dataset
 from fluid_bayes.calibration.constant_items import draw_constant_items
 from fluid_bayes.calibration.diagnostics import (
     ESS_MIN,
@@ -484,7 +484,7 @@ def run_fit(
             [v for v in ("diverging", "energy", "step_size", "n_steps", "tree_depth") if v in stats]
         ]
     if data.item_meta is not None and len(data.item_meta.columns):
-        groups["items"] = _items_dataset(data.item_meta.reindex(list(data.items)))
+        groups["items"] = items_dataset(data.item_meta.reindex(list(data.items)))
     config = spec.to_dict()
     fingerprint = data.fingerprint()
     meta = BankMeta(

@@ -30,7 +30,13 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from scipy.special import expit, log_expit
 
-__all__ = ["exp_nonpositive", "joint_loglik", "log1p_unit", "loglik_and_grads_numba"]
+__all__ = [
+    "KERNEL_FLAGS",
+    "exp_nonpositive",
+    "joint_loglik",
+    "log1p_unit",
+    "loglik_and_grads_numba",
+]
 
 
 def _loglik_and_grads_numpy(theta, a, b, y, mask):
@@ -233,10 +239,10 @@ def _loglik_and_grads_kernel(theta, a, b, y, mask):
 #: an add into one FMA (one rounding instead of two; 1.7x faster here), and
 #: ``error_model="numpy"`` drops the ZeroDivisionError checks that block
 #: vectorization.
-_KERNEL_FLAGS = {"fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
+KERNEL_FLAGS = {"fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
 
 #: the kernel as plain numba (the tests call it directly)
-loglik_and_grads_numba = numba.njit(_loglik_and_grads_kernel, **_KERNEL_FLAGS)
+loglik_and_grads_numba = numba.njit(_loglik_and_grads_kernel, **KERNEL_FLAGS)
 
 
 def _register_numba() -> None:
@@ -245,7 +251,7 @@ def _register_numba() -> None:
     # PyTensor caches compiled kernels on disk under a key made of the Op's type and
     # props; the hash of the kernel's source salts it, so an edited kernel is
     # recompiled instead of a stale one being loaded.
-    source = repr(sorted(_KERNEL_FLAGS["fastmath"])) + "".join(
+    source = repr(sorted(KERNEL_FLAGS["fastmath"])) + "".join(
         inspect.getsource(f)
         for f in (_loglik_and_grads_kernel, exp_nonpositive.py_func, log1p_unit.py_func)
     )
@@ -253,7 +259,7 @@ def _register_numba() -> None:
 
     @numba_basic.register_funcify_default_op_cache_key(TwoPLJointLogLik)
     def _funcify(op, node=None, **kwargs):  # noqa: ARG001
-        kernel = numba_basic.numba_njit(**_KERNEL_FLAGS)(_loglik_and_grads_kernel)
+        kernel = numba_basic.numba_njit(**KERNEL_FLAGS)(_loglik_and_grads_kernel)
         return kernel, salt
 
 

@@ -79,7 +79,7 @@ from fluid_bayes import irt
 from fluid_bayes.calibration.constant_items import ConstantItems, constant_items, constant_potential
 from fluid_bayes.calibration.loglik import joint_loglik
 from fluid_bayes.calibration.priors import Gamma, HalfNormal, Normal, Prior, Priors
-from fluid_bayes.data.responses import ResponseMatrix
+from fluid_bayes.data.responses import ResponseMatrix, group_codes
 from fluid_bayes.dims import GROUP, ITEM, SUBJECT
 from fluid_bayes.exceptions import DataError
 
@@ -121,29 +121,6 @@ ConstantMode = Literal["auto", "integrate", "sample"]
 #: share of the items (measured: MMLU-Redux, 63% constant, and ChemBench, 5%; see the
 #: ``constant_items`` parameter)
 INTEGRATE_MIN_SHARE = 0.5
-
-
-def _group_codes(data: ResponseMatrix, group_by: str | None) -> tuple[np.ndarray, list[str]] | None:
-    if group_by is None:
-        return None
-    meta = data.item_meta
-    if meta is None or group_by not in meta.columns:
-        have = [] if meta is None else list(meta.columns)
-        raise DataError(
-            f"--group-by {group_by!r}: no such item metadata column (have {have}); "
-            "pass item metadata with --items-meta"
-        )
-    col = meta[group_by]
-    missing = [
-        str(i) for i, v in col.items() if v is None or (isinstance(v, float) and np.isnan(v))
-    ]
-    if missing:
-        raise DataError(
-            f"--group-by {group_by!r}: no group for item(s) {missing[:10]} ({len(missing)} in all)"
-        )
-    labels = col.astype(str).to_numpy()
-    groups, codes = np.unique(labels, return_inverse=True)
-    return codes, [str(g) for g in groups]
 
 
 @dataclass(frozen=True)
@@ -279,7 +256,7 @@ class HierarchicalTwoPL:
         """
         if self.constant_items == "sample" or self.resolve_likelihood(data) != "joint":
             return None
-        groups = _group_codes(data, self.group_by)
+        groups = group_codes(data, self.group_by)
         const = constant_items(data.values, None if groups is None else groups[0])
         if self.constant_items == "auto" and const.n_items <= INTEGRATE_MIN_SHARE * data.n_items:
             return None
@@ -293,7 +270,7 @@ class HierarchicalTwoPL:
         coordinate holds the sampled items only.
         """
         likelihood = self.resolve_likelihood(data)
-        groups = _group_codes(data, self.group_by)
+        groups = group_codes(data, self.group_by)
         const = self.integrated_items(data)
         centered = self.resolve_centered(data)
         if const is not None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_study_commands"]
+__all__ = ["add_study_commands", "cmd_experiment", "cmd_mislabels", "cmd_simulate"]
 
 
 def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> None:

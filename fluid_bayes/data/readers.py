@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fluid_bayes.data.responses import ResponseMatrix, _duplicates, from_array
+from fluid_bayes.data.report import duplicates
+from fluid_bayes.data.responses import ResponseMatrix, from_array
 from fluid_bayes.data.tables import (
     NA,
     Table,
@@ -333,7 +334,7 @@ def read_patterns(path: str | Path, *, threshold: float | None = None) -> Respon
     for k, col in zip(item_cols, items, strict=True):
         if not col:
             raise DataError(f"{table.path}: column {k + 1} of the header has no item id")
-    dup = _duplicates(items)
+    dup = duplicates(items)
     if dup:
         raise DataError(f"{table.path}: duplicate item(s) in the header: {dup}")
     if not table.rows:

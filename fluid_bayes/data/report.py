@@ -13,13 +13,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataReport", "constant_columns"]
+__all__ = [
+    "DataReport",
+    "build_report",
+    "constant_columns",
+    "duplicates",
+    "show_ids",
+]
 
 _SHOW = 10  # how many ids an error message or report lists before "... and N more"
 
 
-def _show_ids(ids: Sequence[str], limit: int = _SHOW) -> str:
-    """Format ids for a message: the first ``limit`` ones, then a count of the rest."""
+def show_ids(ids: Sequence[str], limit: int = _SHOW) -> str:
+    """Format ids for a message: the first ``limit`` ones, then a count of the rest.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Item or subject ids.
+    limit : int
+        How many to list.
+
+    Returns
+    -------
+    str
+        The first ``limit`` ids quoted (``repr``) and comma-separated, then
+        ``" ... and N more (M in all)"`` when there are more.
+    """
     shown = ", ".join(repr(i) for i in ids[:limit])
     if len(ids) > limit:
         shown += f" ... and {len(ids) - limit} more ({len(ids)} in all)"
@@ -79,10 +99,10 @@ class DataReport:
             ("items all wrong", self.constant_wrong),
             ("subjects dropped (no answers)", self.dropped_subjects),
         ):
-            lines.append(f"  {label}: {len(ids)}" + (f" ({_show_ids(ids)})" if ids else ""))
+            lines.append(f"  {label}: {len(ids)}" + (f" ({show_ids(ids)})" if ids else ""))
         if self.dropped_items:
             ids = self.dropped_items
-            lines.append(f"  items dropped (constant): {len(ids)} ({_show_ids(ids)})")
+            lines.append(f"  items dropped (constant): {len(ids)} ({show_ids(ids)})")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -119,7 +139,7 @@ def _constant_items(values: np.ndarray, items: Sequence[str]) -> tuple[tuple[str
     return tuple(items[j] for j in right), tuple(items[j] for j in wrong)
 
 
-def _summarize(
+def build_report(
     values: np.ndarray,
     items: Sequence[str],
     *,
@@ -129,7 +149,22 @@ def _summarize(
     dropped: tuple[str, ...],
     notes: tuple[str, ...],
 ) -> DataReport:
-    """Build the :class:`DataReport` of a validated value array."""
+    """Build the :class:`DataReport` of a validated value array.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Shape ``(n_subjects, n_items)``: 0/1, NaN for no answer.
+    items : sequence of str
+        The item ids of the columns.
+    source, threshold, n_binarized, dropped, notes
+        The report's fields of the same names (``dropped``: ``dropped_subjects``).
+
+    Returns
+    -------
+    DataReport
+        With the missing-answer count and the constant items found in ``values``.
+    """
     right, wrong = _constant_items(values, items)
     return DataReport(
         source=source,
@@ -143,7 +178,18 @@ def _summarize(
     )
 
 
-def _duplicates(ids: Sequence[str]) -> list[str]:
-    """Return ids appearing more than once, in first-seen order."""
+def duplicates(ids: Sequence[str]) -> list[str]:
+    """Return the ids appearing more than once, each once, in first-seen order.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Item or subject ids.
+
+    Returns
+    -------
+    list of str
+        The repeated ids (empty when all are distinct).
+    """
     counts = Counter(ids)
     return [i for i in dict.fromkeys(ids) if counts[i] > 1]

@@ -23,10 +23,10 @@ import xarray as xr
 
 from fluid_bayes.data.report import (
     DataReport,
-    _duplicates,
-    _show_ids,
-    _summarize,
+    build_report,
     constant_columns,
+    duplicates,
+    show_ids,
 )
 from fluid_bayes.exceptions import DataError
 
@@ -35,6 +35,7 @@ __all__ = [
     "ResponseMatrix",
     "constant_columns",
     "from_array",
+    "group_codes",
 ]
 
 
@@ -48,15 +49,15 @@ def _align_meta(
     if not isinstance(meta, pd.DataFrame):
         raise DataError(f"{source}: {kind} metadata must be a pandas DataFrame, got {type(meta)}")
     index = [str(i) for i in meta.index]
-    dup = _duplicates(index)
+    dup = duplicates(index)
     if dup:
-        raise DataError(f"{source}: duplicate {kind} id(s) in the metadata: {_show_ids(dup)}")
+        raise DataError(f"{source}: duplicate {kind} id(s) in the metadata: {show_ids(dup)}")
     present = set(index)
     missing = [i for i in ids if i not in present]
     if missing:
         raise DataError(
             f"{source}: {len(missing)} {kind}(s) of the response matrix have no"
-            f" metadata row: {_show_ids(missing)}"
+            f" metadata row: {show_ids(missing)}"
         )
     wanted = set(ids)
     extra = [i for i in index if i not in wanted]
@@ -64,7 +65,7 @@ def _align_meta(
     if extra:
         notes = (
             f"{source}: {len(extra)} metadata row(s) for {kind}s not in the response"
-            f" matrix were ignored: {_show_ids(extra)}",
+            f" matrix were ignored: {show_ids(extra)}",
         )
     out = meta.copy()
     out.index = pd.Index(index, name=kind)
@@ -133,7 +134,7 @@ class ResponseMatrix:
         object.__setattr__(self, "subjects", subjects)
         object.__setattr__(self, "items", items)
         if self.report is None:
-            report = _summarize(
+            report = build_report(
                 values,
                 items,
                 source="array",
@@ -269,7 +270,7 @@ class ResponseMatrix:
                 f"selection of {len(rows)} of {self.n_subjects} subjects and"
                 f" {len(cols)} of {self.n_items} items",
             )
-        report = _summarize(
+        report = build_report(
             values,
             new_items,
             source=self.report.source,
@@ -343,11 +344,11 @@ class ResponseMatrix:
         unknown = [w for w in wanted if w not in where]
         if unknown:
             raise DataError(
-                f"{self.report.source}: unknown {kind} id(s) in selection: {_show_ids(unknown)}"
+                f"{self.report.source}: unknown {kind} id(s) in selection: {show_ids(unknown)}"
             )
-        dup = _duplicates(wanted)
+        dup = duplicates(wanted)
         if dup:
-            raise DataError(f"{self.report.source}: {kind} id(s) selected twice: {_show_ids(dup)}")
+            raise DataError(f"{self.report.source}: {kind} id(s) selected twice: {show_ids(dup)}")
         return [where[w] for w in wanted]
 
     def with_item_meta(
@@ -425,9 +426,9 @@ def from_array(
     if not itm:
         raise DataError(f"{source}: no items")
     for ids, kind in ((subj, "subject"), (itm, "item")):
-        dup = _duplicates(ids)
+        dup = duplicates(ids)
         if dup:
-            raise DataError(f"{source}: duplicate {kind} id(s): {_show_ids(dup)}")
+            raise DataError(f"{source}: duplicate {kind} id(s): {show_ids(dup)}")
     try:
         arr = np.array(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -471,13 +472,13 @@ def from_array(
     unanswered = [itm[j] for j in np.flatnonzero(missing.all(axis=0))]
     if unanswered:
         raise DataError(
-            f"{source}: {len(unanswered)} item(s) nobody answered: {_show_ids(unanswered)}"
+            f"{source}: {len(unanswered)} item(s) nobody answered: {show_ids(unanswered)}"
         )
     empty_rows = missing.all(axis=1)
     dropped = tuple(subj[r] for r in np.flatnonzero(empty_rows))
     if dropped:
         warnings.warn(
-            f"{source}: dropped {len(dropped)} subject(s) with no answers: {_show_ids(dropped)}",
+            f"{source}: dropped {len(dropped)} subject(s) with no answers: {show_ids(dropped)}",
             stacklevel=2,
         )
         keep = np.flatnonzero(~empty_rows)
@@ -495,7 +496,7 @@ def from_array(
         subject_meta, extra = _align_meta(subject_meta, subj, kind="subject", source=source)
         all_notes += extra
 
-    report = _summarize(
+    report = build_report(
         arr,
         itm,
         source=source,
@@ -514,3 +515,46 @@ def from_array(
         subject_meta=subject_meta,
         report=report,
     )
+
+
+def group_codes(data: ResponseMatrix, group_by: str | None) -> tuple[np.ndarray, list[str]] | None:
+    """Return each item's group (an item metadata column) as integer codes.
+
+    Parameters
+    ----------
+    data : ResponseMatrix
+        The answers, with item metadata.
+    group_by : str or None
+        The item metadata column holding the groups (e.g. the MMLU subject).
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, list of str) or None
+        Per item the index of its group (shape ``(n_items,)``) and the sorted group
+        labels; None when ``group_by`` is None.
+
+    Raises
+    ------
+    DataError
+        If there is no such column, or an item has no group.
+    """
+    if group_by is None:
+        return None
+    meta = data.item_meta
+    if meta is None or group_by not in meta.columns:
+        have = [] if meta is None else list(meta.columns)
+        raise DataError(
+            f"--group-by {group_by!r}: no such item metadata column (have {have}); "
+            "pass item metadata with --items-meta"
+        )
+    col = meta[group_by]
+    missing = [
+        str(i) for i, v in col.items() if v is None or (isinstance(v, float) and np.isnan(v))
+    ]
+    if missing:
+        raise DataError(
+            f"--group-by {group_by!r}: no group for item(s) {missing[:10]} ({len(missing)} in all)"
+        )
+    labels = col.astype(str).to_numpy()
+    groups, codes = np.unique(labels, return_inverse=True)
+    return codes, [str(g) for g in groups]

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from fluid_bayes.adaptive.ability import map_ability
-from fluid_bayes.adaptive.replay import _align, _observed_accuracy, replay
+from fluid_bayes.adaptive.replay import align_to_bank, observed_accuracy, replay
 from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
@@ -265,7 +265,7 @@ def run_experiment(
     arrays = arrays or BankArrays.from_bank(bank)
     budgets, notes = _check_inputs(data, series, reference, labels, list(methods), budgets,
                                    arrays.n_items)  # fmt: skip
-    answers, report = _align(arrays.items, data)
+    answers, report = align_to_bank(arrays.items, data)
     if report.extra_items:
         notes.append(f"{len(report.extra_items)} item(s) of the data are not in the bank "
                      f"and were ignored: {', '.join(report.extra_items[:5])}")  # fmt: skip
@@ -299,7 +299,7 @@ def run_experiment(
         t0 = time.perf_counter()
         say(f"{method}: {len(subjects)} subjects")
         if method == "full-accuracy":
-            add(method, arrays.n_items, 0, _observed_accuracy(answers), nan, n_all, answered)
+            add(method, arrays.n_items, 0, observed_accuracy(answers), nan, n_all, answered)
         elif method == "full-ability":
             est = np.array([map_ability(answers[k], arrays.a_point, arrays.b_point, **prior)
                             for k in range(len(subjects))])  # fmt: skip

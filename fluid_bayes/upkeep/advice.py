@@ -33,7 +33,8 @@ import pandas as pd
 
 from fluid_bayes.calibration.diagnostics import ESS_MIN, RHAT_MAX
 from fluid_bayes.data.responses import ResponseMatrix
-from fluid_bayes.upkeep.checking import BankCheck, _num, _plain, _show
+from fluid_bayes.reporting import join_ids, nan_to_none, plain
+from fluid_bayes.upkeep.checking import BankCheck
 from fluid_bayes.upkeep.newmodels import (
     CEILING_PROB,
     HARD_ACCURACY,
@@ -209,7 +210,7 @@ def advise(
         if conv.approximate:
             notes.append(f"convergence not checked: the bank's draws are {conv.sampler}")
         else:
-            max_rhat, divergences = _num(conv.max_rhat), int(conv.divergences)
+            max_rhat, divergences = nan_to_none(conv.max_rhat), int(conv.divergences)
             bad = []
             if max_rhat is not None and max_rhat > th.max_rhat:
                 bad.append(f"max R-hat {max_rhat:.3f} > {th.max_rhat}")
@@ -235,7 +236,7 @@ def advise(
         beyond = _beyond(new, t, th, fired, passed, notes)
         mis = _misfit(new, t, th, fired, passed, notes)
     models = tuple(
-        {"subject": str(s), **{k: _plain(r[k]) for k in _MODEL_KEYS}} for s, r in t.iterrows()
+        {"subject": str(s), **{k: plain(r[k]) for k in _MODEL_KEYS}} for s, r in t.iterrows()
     )
     return RefitAdvice(
         decision="refit" if fired else "keep",
@@ -298,7 +299,7 @@ def _beyond(new, t, th, fired, passed, notes):
     likely = t[(p > 0.5) & (p < th.beyond_prob)]
     if len(likely):
         notes.append(f"{len(likely)} more new model(s) probably (P > 0.5) above the best "
-                     f"calibration subject: {_show(likely.index)}")  # fmt: skip
+                     f"calibration subject: {join_ids(likely.index)}")  # fmt: skip
     if p.isna().all():
         notes.append("the bank has no calibration abilities: the calibrated range is unknown")
     elif th.beyond_share is None:
@@ -319,7 +320,7 @@ def _misfit(new, t, th, fired, passed, notes):
     """The person-fit trigger and the new-model notes of :func:`advise`."""
     mis = t[t["ppc_p"] < th.misfit_p]
     mis_msg = (f"{len(mis)} of {len(t)} new model(s) misfit (person-fit p < {th.misfit_p})"
-               + (f": {_show(mis.index)}" if len(mis) else ""))  # fmt: skip
+               + (f": {join_ids(mis.index)}" if len(mis) else ""))  # fmt: skip
     if th.misfit_share is None:
         notes.append(mis_msg + " (not a trigger: misfit_share is off)")
     elif len(mis) >= max(2, math.ceil(th.misfit_share * len(t))):
@@ -330,7 +331,7 @@ def _misfit(new, t, th, fired, passed, notes):
         notes.append(f"{len(new.extra_items)} item(s) of the new data are not in the bank "
                      "(a refit could add them)")  # fmt: skip
     if new.skipped_subjects:
-        notes.append(f"left out, already in the bank: {_show(new.skipped_subjects)}")
+        notes.append(f"left out, already in the bank: {join_ids(new.skipped_subjects)}")
     return mis
 
 

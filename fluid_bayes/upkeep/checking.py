@@ -39,11 +39,11 @@ import xarray as xr
 from scipy.special import log_expit
 
 from fluid_bayes import irt
-from fluid_bayes.bank import _nan_to_none as _num
 from fluid_bayes.calibration.diagnostics import ConvergenceReport
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.dims import CHAIN, DRAW, ITEM, SUBJECT
 from fluid_bayes.exceptions import BankError, DataError
+from fluid_bayes.reporting import join_ids, nan_to_none, records
 
 if TYPE_CHECKING:
     from fluid_bayes.bank import ItemBank
@@ -65,7 +65,6 @@ LOO_DRAWS = 1000
 _MIN_LOO_DRAWS = 50
 #: A posterior predictive p-value below this or above ``1 - EXTREME_P`` is extreme.
 EXTREME_P = 0.025
-_SHOW = 10
 
 
 def _mid_p(rep: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -74,29 +73,6 @@ def _mid_p(rep: np.ndarray, obs: np.ndarray) -> np.ndarray:
         ok = ~np.isnan(rep)
         hits = np.where(ok, (rep > obs) + 0.5 * (rep == obs), 0.0).sum(axis=0)
         return np.where(np.isnan(obs), np.nan, hits / np.maximum(ok.sum(axis=0), 1))
-
-
-def _show(ids) -> str:
-    ids = list(ids)
-    more = f" ... and {len(ids) - _SHOW} more" if len(ids) > _SHOW else ""
-    return ", ".join(str(i) for i in ids[:_SHOW]) + more
-
-
-def _plain(v: Any) -> Any:
-    """A JSON-able scalar: numpy bools and integers as Python ones, NaN as None."""
-    if isinstance(v, np.bool_ | bool):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        return _num(v)
-    return v
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-able rows (NaN as None, numpy scalars as Python ones)."""
-    return [{df.index.name or "id": str(idx), **{k: _plain(v) for k, v in row.items()}}
-            for idx, row in df.iterrows()]  # fmt: skip
 
 
 # ------------------------------------------------------------------------ bank check
@@ -177,7 +153,7 @@ class BankCheck:
         subj = self.subjects
         return {
             "convergence": {
-                k: _num(v) if isinstance(v, float) else v
+                k: nan_to_none(v) if isinstance(v, float) else v
                 for k, v in self.convergence.to_dict().items()
             },
             "n_subjects": len(subj),
@@ -189,16 +165,16 @@ class BankCheck:
             "items_ppc_extreme": self.items_ppc_extreme,
             "n_subjects_score_extreme": len(self._extreme(subj, "ppc_p_score")),
             "n_subjects_person_misfit": int((subj["person_fit_p"] < EXTREME_P).sum()),
-            "good_k": _num(self.good_k),
-            "elpd_items": _num(self.elpd_items),
-            "elpd_items_se": _num(self.elpd_items_se),
-            "elpd_subjects": _num(self.elpd_subjects),
-            "elpd_subjects_se": _num(self.elpd_subjects_se),
+            "good_k": nan_to_none(self.good_k),
+            "elpd_items": nan_to_none(self.elpd_items),
+            "elpd_items_se": nan_to_none(self.elpd_items_se),
+            "elpd_subjects": nan_to_none(self.elpd_subjects),
+            "elpd_subjects_se": nan_to_none(self.elpd_subjects_se),
             "n_items_bad_pareto_k": len(self.items_bad_k),
             "items_bad_pareto_k": self.items_bad_k[:100],
             "n_subjects_bad_pareto_k": len(self.subjects_bad_k),
-            "worst_items": _records(self.worst_items),
-            "subjects": _records(subj),
+            "worst_items": records(self.worst_items),
+            "subjects": records(subj),
             "notes": list(self.notes),
         }
 
@@ -212,7 +188,7 @@ class BankCheck:
             "  " + str(self.convergence).replace("\n", "\n  "),
             f"  PPC items: {len(ext)} of {n_i} with an extreme p-value (proportion correct "
             f"or item-rest correlation, p < {EXTREME_P} or > {1 - EXTREME_P})"
-            + (f": {_show(ext)}" if ext else ""),
+            + (f": {join_ids(ext)}" if ext else ""),
             f"  PPC subjects: {len(self._extreme(subj, 'ppc_p_score'))} of {n_s} with an "
             f"extreme total-score p-value, {int((subj['person_fit_p'] < EXTREME_P).sum())} "
             f"with person-fit p < {EXTREME_P}",
@@ -295,7 +271,7 @@ def check_bank(
     if unknown:
         raise DataError(
             f"{data.report.source}: {len(unknown)} subject(s) have no ability draws in the "
-            f"bank: {_show(unknown)}"
+            f"bank: {join_ids(unknown)}"
         )
     col = {i: k for k, i in enumerate(data.items)}
     items = [i for i in bank.items if i in col]

@@ -40,7 +40,7 @@ from scipy import special, stats
 
 from fluid_bayes.dims import CHAIN, DRAW, ITEM, SUBJECT
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.upkeep.checking import _plain, _records
+from fluid_bayes.reporting import plain, records
 
 __all__ = [
     "CLEAN_LABELS",
@@ -91,11 +91,11 @@ class MislabelReport:
         """JSON-able: ``{"items": [...], "n_flagged", "rule", "evaluation", "notes"}``."""
         ev = self.evaluation
         return {
-            "items": _records(self.table),
+            "items": records(self.table),
             "n_items": len(self.table),
             "n_flagged": int(self.table["flagged"].sum()),
             "rule": {"flag_prob": self.flag_prob, "tail": self.tail},
-            "evaluation": None if ev is None else {k: _plain(v) for k, v in ev.items()},
+            "evaluation": None if ev is None else {k: plain(v) for k, v in ev.items()},
             "notes": list(self.notes),
         }
 

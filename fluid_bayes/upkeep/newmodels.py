@@ -28,7 +28,8 @@ from fluid_bayes.adaptive.ability import grid_summary, joint_weights, normal_log
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.dims import CHAIN, DRAW, ITEM, SUBJECT
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.upkeep.checking import PPC_DRAWS, _num, _records, _show
+from fluid_bayes.reporting import join_ids, nan_to_none, records
+from fluid_bayes.upkeep.checking import PPC_DRAWS
 
 if TYPE_CHECKING:
     from fluid_bayes.bank import ItemBank
@@ -130,7 +131,7 @@ class NewModelsCheck:
             "theta_info_high": self.theta_info_high,
             "info_max": self.info_max,
             "hard_b": self.hard_b,
-            "calibration_theta_max": _num(self.calibration_theta_max),
+            "calibration_theta_max": nan_to_none(self.calibration_theta_max),
             "ceiling_prob": self.ceiling_prob,
             "hard_accuracy_min": self.hard_accuracy_min,
             "n_items_used": self.n_items_used,
@@ -138,7 +139,7 @@ class NewModelsCheck:
             "extra_items": list(self.extra_items[:100]),
             "skipped_subjects": list(self.skipped_subjects),
             "n_draws": self.n_draws,
-            "new_models": _records(self.table),
+            "new_models": records(self.table),
         }
 
     def __str__(self) -> str:
@@ -158,10 +159,10 @@ class NewModelsCheck:
             )
         if self.extra_items:
             lines.append(f"  {len(self.extra_items)} item(s) not in the bank ignored: "
-                         f"{_show(self.extra_items)}")  # fmt: skip
+                         f"{join_ids(self.extra_items)}")  # fmt: skip
         if self.skipped_subjects:
             lines.append("  calibration subjects left out (already in the bank): "
-                         + _show(self.skipped_subjects))  # fmt: skip
+                         + join_ids(self.skipped_subjects))  # fmt: skip
         return "\n".join(lines)
 
 
@@ -230,7 +231,7 @@ def check_new_models(
     if not used:
         raise DataError(
             f"{src}: none of its {new_data.n_items} items is in the bank ({bank.n_items} "
-            f"items, e.g. {_show(bank_items[:3])}); wrong bank or wrong item ids?"
+            f"items, e.g. {join_ids(bank_items[:3])}); wrong bank or wrong item ids?"
         )
     bank_set = set(bank_items)
     extra = tuple(i for i in new_data.items if i not in bank_set)
@@ -239,7 +240,7 @@ def check_new_models(
     if repeated and calibration_subjects == "error":
         raise DataError(
             f"{src}: {len(repeated)} subject(s) were calibration subjects of the bank (their "
-            f"answers were fitted, so they test nothing): {_show(repeated)}; drop them or "
+            f"answers were fitted, so they test nothing): {join_ids(repeated)}; drop them or "
             "pass calibration_subjects='skip'"
         )
     subjects = [s for s in new_data.subjects if s not in calib]
@@ -262,7 +263,7 @@ def check_new_models(
     cal, nan = bank.subjects, float("nan")
     cal_max = float(cal["theta_mean"].max()) if "theta_mean" in cal and len(cal) else nan
     cal_sd = float(cal["theta_sd"].median()) if "theta_sd" in cal and len(cal) else nan
-    records = []
+    table_rows = []
     for k, s in enumerate(subjects):
         rec = _score_one(y_all[k], a_s, b_s, hard, rng)
         nodes, w = rec.pop("_nodes"), rec.pop("_w")
@@ -273,8 +274,8 @@ def check_new_models(
         rec["at_ceiling"] = bool(
             rec["p_above_info"] >= ceiling_prob and rec["hard_accuracy"] >= hard_accuracy
         )
-        records.append({"subject": s, **rec})
-    table = pd.DataFrame(records).set_index("subject")
+        table_rows.append({"subject": s, **rec})
+    table = pd.DataFrame(table_rows).set_index("subject")
     return NewModelsCheck(
         table=table,
         theta_info_max=float(_GRID[top]),
