@@ -172,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     from fluid_bayes.cli.upkeep import add_upkeep_commands
 
     add_upkeep_commands(sub, FORMATS, _add_input_args, _add_sampler_args)
+    from fluid_bayes.cli.run import add_run_commands
+
+    add_run_commands(sub)
 
     demo = sub.add_parser("demo", help="the main job on the shipped data")
     demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
@@ -428,7 +431,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    from fluid_bayes.cli import study, upkeep
+    from fluid_bayes.cli import run, study, upkeep
 
     handlers = {
         "diagnose": lambda a: upkeep.cmd_diagnose(a, _read_data),
@@ -441,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         "bank": _cmd_bank,
         "evaluate": _cmd_evaluate,
         "demo": _cmd_demo,
+        "run": run.cmd_run,
     }
     try:
         return handlers[args.command](args)
