@@ -66,6 +66,8 @@ MISSING_EXTRA = "Inspect AI is not installed: pip install 'fluid-bayes[inspect]'
 SHIPPED_TASKS = {"mmlu_redux_local": "fluid_bayes.harness.tasks.mmlu_redux_inspect"}
 _SIM_PROVIDER = "fluidsim"
 _SECRET_WORDS = ("key", "token", "secret", "password")
+_EVAL_ARGS_SET = ("model", "model_args", "sample_id", "epochs", "log_dir", "display",
+                  "log_level", "score_display", "fail_on_error", "task_args")  # fmt: skip
 _SCORE_WORDS = ("c", "i", "p", "n", "yes", "no", "true", "false")
 
 
@@ -138,16 +140,17 @@ def load_tasks(task: Any, task_args: Mapping[str, Any] | None = None) -> list:
         return load_tasks(made)
     if not isinstance(task, str) or not task.strip():
         raise HarnessError(f"not an Inspect task: {task!r}")
+    spec = task
     file, at, name = task.partition("@")
     if file.endswith(".py"):
         if not Path(file).is_file():
             raise HarnessError(f"Inspect task {task!r}: no such file {file}")
         if Path(file).is_absolute():  # Inspect globs a file spec: only relative ones
-            task = os.path.relpath(file) + at + name
+            spec = os.path.relpath(file) + at + name
     from inspect_ai._eval.loader import load_tasks as inspect_load_tasks
 
     try:
-        tasks = inspect_load_tasks([task], args)
+        tasks = inspect_load_tasks([spec], args)
     except Exception as exc:
         why = _plain(exc)
         raise HarnessError(
@@ -237,6 +240,9 @@ class InspectRunner:
         self.scorer = scorer
         self.fail_on_error = fail_on_error
         self.eval_args = dict(eval_args or {})
+        taken = sorted(set(self.eval_args) & set(_EVAL_ARGS_SET))
+        if taken:
+            raise HarnessError(f"eval_args {taken}: the driver sets these itself")
         self._ids: dict[str, dict[str, str | int]] = {}
         self.context: dict[str, Any] = {
             "harness": HARNESS,
