@@ -311,9 +311,10 @@ def test_item_meta(tmp_path):
 
 def test_unknown_format(tmp_path):
     p = _write(tmp_path, "r.csv", "model,q1\nm1,1\n")
-    assert FORMATS == ("auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval")
-    with pytest.raises(ValueError, match="unknown format 'helm'"):
-        read_responses(p, format="helm")
+    assert FORMATS == ("auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval",
+                       "inspect", "lighteval", "helm", "eee")  # fmt: skip
+    with pytest.raises(ValueError, match="unknown format 'xlsx'"):
+        read_responses(p, format="xlsx")
 
 
 # -- shipped real data -----------------------------------------------------------------

@@ -188,8 +188,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_lmeval_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("lm-eval-harness samples (--format lm-eval)")
-    g.add_argument("--metric", default=None, help="metric field (default acc, exact_match, ...)")
+    g = p.add_argument_group("harness logs (--format lm-eval, inspect, lighteval, helm, eee)")
+    g.add_argument("--metric", default=None,
+                   help="metric to read (lm-eval and lighteval: default acc, ...; helm: the stat,"
+                        " default exact_match; eee: the evaluation_result_id; inspect: the"
+                        " scorer, default the first)")  # fmt: skip
     g.add_argument("--filter", default=None, help="filter to read when a task has several")
 
 

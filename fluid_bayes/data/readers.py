@@ -1,8 +1,8 @@
 """Readers of response data into a :class:`~fluid_bayes.data.responses.ResponseMatrix`.
 
 Formats: wide and long tables, py-irt JSON lines, the Fluid Benchmarking layout,
-frequency-weighted response patterns and lm-eval-harness per-sample logs (read by
-:func:`fluid_bayes.data.lmeval.read_lm_eval`); and point-estimate item banks
+frequency-weighted response patterns and harness logs (lm-eval, Inspect AI, lighteval, HELM,
+every_eval_ever: :func:`fluid_bayes.data.eval_records.read_log`); and point-estimate item banks
 (``item_id,a,b``, :func:`read_point_params`).
 
 Every reader ends with :func:`fluid_bayes.data.responses.from_array`, so its output is
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fluid_bayes.data.eval_records import LOG_FORMATS, read_log
+from fluid_bayes.data.harness_logs import detect_harness_format
 from fluid_bayes.data.report import duplicates
 from fluid_bayes.data.responses import ResponseMatrix, from_array
 from fluid_bayes.data.tables import (
@@ -53,7 +55,10 @@ __all__ = [
     "read_wide",
 ]
 
-FORMATS: tuple[str, ...] = ("auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval")
+FORMATS: tuple[str, ...] = (
+    "auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval",
+    "inspect", "lighteval", "helm", "eee",
+)  # fmt: skip
 
 _JSON_SUFFIXES = frozenset({".jsonl", ".jsonlines", ".json"})
 _SUBJECT_COLS = ("subject_id", "subject", "model")
@@ -420,16 +425,17 @@ def read_item_meta(path: str | Path) -> pd.DataFrame:
 def detect_format(path: str | Path) -> str:
     """Guess the format of a response file from its name and header.
 
-    A directory, or a file named ``samples_*.jsonl``, is ``"lm-eval"`` (lm-eval-harness
-    ``--log_samples`` output); other ``.jsonl`` / ``.jsonlines`` / ``.json`` files are
-    ``"pyirt"``. For tables (CSV or parquet): columns naming a subject, an item and a
-    score make ``"long"``; a frequency column whose other columns hold only 0/1 makes
-    ``"patterns"``; anything else is ``"wide"``. The Fluid Benchmarking layout (``"fb"``)
-    looks like a wide table and is never detected: pass ``format="fb"``.
+    Harness logs are named by :func:`fluid_bayes.data.harness_logs.detect_harness_format`
+    (a directory of several harnesses' logs is an error); any other directory is
+    ``"lm-eval"``; other ``.jsonl`` / ``.jsonlines`` / ``.json`` files are ``"pyirt"``.
+    For tables (CSV or parquet): columns naming a subject, an item and a score make
+    ``"long"``; a frequency column whose other columns hold only 0/1 makes ``"patterns"``;
+    anything else is ``"wide"``. The Fluid Benchmarking layout (``"fb"``) looks like a
+    wide table and is never detected: pass ``format="fb"``.
     """
     p = Path(path)
-    if p.is_dir() or (p.name.startswith("samples_") and p.name.endswith(".jsonl")):
-        return "lm-eval"
+    if (kind := detect_harness_format(p)) is not None or p.is_dir():
+        return kind or "lm-eval"
     p = check_file(path)
     if p.suffix.lower() in _JSON_SUFFIXES:
         return "pyirt"
@@ -472,16 +478,16 @@ def read_responses(
     Parameters
     ----------
     path : str or Path
-        The response file (for ``"lm-eval"``, a samples file or a directory of them).
-    format : {"auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval"}
-        ``"auto"`` uses :func:`detect_format` (which never picks ``"fb"``). ``"lm-eval"``
-        uses the default metric and filter of :func:`fluid_bayes.data.lmeval.read_lm_eval`.
+        The response file (for harness logs, a log file or a directory of them).
+    format : {"auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval", "inspect", ...}
+        :data:`FORMATS`; ``"auto"`` uses :func:`detect_format` (which never picks ``"fb"``).
+        Harness logs: :func:`fluid_bayes.data.eval_records.read_log` with its defaults.
     threshold : float, optional
         Binarization threshold; for ``"fb"`` the default is 0.5.
     item_meta : str, Path or pandas.DataFrame, optional
         Item metadata to attach (see :func:`read_item_meta`); every item needs a row.
     metric, filter : str, optional
-        lm-eval only: the metric field and the filter to read.
+        Harness logs only: the metric (the scorer, stat or result id) and lm-eval's filter.
     subject_columns : sequence of str
         Wide tables only: columns that describe subjects (e.g. ``run``, ``step``),
         kept in ``subject_meta`` instead of being read as items.
@@ -494,16 +500,17 @@ def read_responses(
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     if format == "auto":
         format = detect_format(path)  # noqa: A001
-    if (metric is not None or filter is not None) and format != "lm-eval":
-        raise DataError(f"{path}: metric and filter apply to lm-eval samples, not {format!r}")
+    if (metric is not None or filter is not None) and format not in LOG_FORMATS:
+        raise DataError(
+            f"{path}: metric and filter apply to lm-eval samples and other harness logs,"
+            f" not {format!r}"
+        )
     if subject_columns and format != "wide":
         raise DataError(f"{path}: subject columns apply to wide tables, not {format!r}")
     if format == "fb":
         rm = read_fb(path, threshold=0.5 if threshold is None else threshold)
-    elif format == "lm-eval":
-        from fluid_bayes.data.lmeval import read_lm_eval  # here: lmeval imports this module
-
-        rm = read_lm_eval(path, threshold=threshold, metric=metric, filter=filter)
+    elif format in LOG_FORMATS:
+        rm = read_log(path, format=format, metric=metric, filter=filter, threshold=threshold)
     else:
         reader = {
             "wide": partial(read_wide, subject_columns=tuple(subject_columns)),
