@@ -11,6 +11,7 @@ __all__ = [
     "ConvergenceError",
     "DataError",
     "FluidBayesError",
+    "OptionError",
 ]
 
 
@@ -24,6 +25,10 @@ class DataError(FluidBayesError, ValueError):
 
 class BankError(FluidBayesError, ValueError):
     """An item-bank file is of another format or version, or is inconsistent."""
+
+
+class OptionError(FluidBayesError, ValueError):
+    """An option is out of range, or the work it asks for cannot fit in memory."""
 
 
 class ConvergenceError(FluidBayesError, RuntimeError):

@@ -45,6 +45,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from fluid_bayes.adaptive import kernels, paper_kernels
+from fluid_bayes.adaptive.options import ESTIMATORS, INTEGRATIONS
 from fluid_bayes.dims import HDI_PROB
 
 __all__ = [
@@ -62,7 +63,6 @@ __all__ = [
     "weighted_hdi",
 ]
 
-ESTIMATORS = ("bayes", "eap", "map")
 GRID_HALF_WIDTH = 6.0
 GRID_POINTS = 241
 #: the paper's ability range for ``map``
@@ -190,9 +190,6 @@ class MapState:
     def summary(self) -> AbilitySummary:
         """MAP, standard error and normal 94% interval (start, prior SD before answers)."""
         return AbilitySummary.normal(self.theta, self.se)
-
-
-INTEGRATIONS = ("mixture", "weighted")
 
 
 def joint_weights(loglik: np.ndarray, log_prior: np.ndarray, integration: str) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 from fluid_bayes import irt
 from fluid_bayes.adaptive import kernels
 from fluid_bayes.adaptive.ability import ability_grid
+from fluid_bayes.adaptive.options import SELECTORS
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "pick",
 ]
 
-SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 #: candidates re-scored exactly by ``expected-fi``
 RERANK = 10
 _TABLE_BLOCK_BYTES = 64 * 2**20  # memory of one (draws, nodes, items) block of the tables

@@ -5,7 +5,8 @@
 ...     session.record(item, run_my_model(item))
 >>> print(session.result())                                    # doctest: +SKIP
 
-Methods (:class:`SessionConfig`, ``method=``) are presets of an estimator
+Methods (:class:`SessionConfig`, ``method=``; both defined in
+:mod:`fluid_bayes.adaptive.options`) are presets of an estimator
 (:mod:`fluid_bayes.adaptive.ability`) and a selection rule (:mod:`fluid_bayes.adaptive.selection`):
 
 ========== ========= =============
@@ -24,30 +25,26 @@ choices as an uninterrupted session.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fluid_bayes.adaptive.ability import (
-    ESTIMATORS,
-    INTEGRATIONS,
     AbilitySummary,
     GridState,
     MapState,
     normal_log_prior,
     weighted_hdi,
 )
+from fluid_bayes.adaptive.options import METHODS, SessionConfig
 from fluid_bayes.adaptive.results import SessionResult, Step, Trajectory
 from fluid_bayes.adaptive.selection import (
-    SELECTORS,
     BankArrays,
     criterion,
     expected_fi_fast,
@@ -67,94 +64,8 @@ __all__ = [
     "run_session",
 ]
 
-METHODS = {
-    "bayes": ("bayes", "expected-fi"),
-    "paper": ("map", "mfi"),
-    "eap": ("eap", "mfi"),
-    "random": ("bayes", "random"),
-}
 SESSION_FORMAT = "fluid-bayes-session"
 SESSION_VERSION = 1
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Options of an adaptive session (JSON-able; stored in saved sessions).
-
-    Attributes
-    ----------
-    estimator : {"bayes", "eap", "map"}
-        Ability inference (:mod:`fluid_bayes.adaptive.ability`).
-    select : {"expected-fi", "mfi", "mpwi", "random"}
-        Selection rule (:mod:`fluid_bayes.adaptive.selection`).
-    max_items, min_items : int
-        Session length limits (defaults 100 and 0).
-    stop_sd : float, "auto" or None
-        Stop once the posterior SD is below it; ``"auto"``: the bank's mean gap between
-        rank-adjacent calibration abilities.
-    start_ability : float, optional
-        Ability at which the first item is chosen (default: mean calibration ability).
-    prior_mean, prior_sd : float
-        Normal prior of the new subject's ability (default N(0, 1), the calibration
-        population on the bank's scale).
-    seed : int
-        Seeds random selection and randomesque choices.
-    randomesque : int
-        Choose uniformly among the best ``k`` items (1 = plain argmax).
-    exclude : tuple of str
-        Item ids never to ask (e.g. flagged as mislabeled).
-    threshold : float, optional
-        Binarize scores at ``>= threshold`` (default: the bank's calibration threshold).
-    integration : {"mixture", "weighted"}
-        How the ``bayes`` estimator combines item draws (:mod:`fluid_bayes.adaptive.ability`).
-    """
-
-    estimator: str = "bayes"
-    select: str = "expected-fi"
-    max_items: int = 100
-    min_items: int = 0
-    stop_sd: float | str | None = None
-    start_ability: float | None = None
-    prior_mean: float = 0.0
-    prior_sd: float = 1.0
-    seed: int = 0
-    randomesque: int = 1
-    exclude: tuple[str, ...] = ()
-    threshold: float | None = None
-    integration: str = "mixture"
-
-    def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {self.estimator!r}; choose from {ESTIMATORS}")
-        if self.select not in SELECTORS:
-            raise ValueError(f"unknown selection rule {self.select!r}; choose from {SELECTORS}")
-        if isinstance(self.stop_sd, str) and self.stop_sd != "auto":
-            raise ValueError(f"stop_sd must be a number, 'auto' or None, got {self.stop_sd!r}")
-        if self.integration not in INTEGRATIONS:
-            raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
-        if self.randomesque < 1:
-            raise ValueError(f"randomesque must be >= 1, got {self.randomesque}")
-        if not self.prior_sd > 0:
-            raise ValueError(f"prior_sd must be positive, got {self.prior_sd}")
-        object.__setattr__(self, "exclude", tuple(str(i) for i in self.exclude))
-        StopRule(self.max_items, self.min_items)  # validates the limits
-
-    @classmethod
-    def for_method(cls, method: str = "bayes", **options: Any) -> SessionConfig:
-        """The preset of ``method`` (see the module docstring), with overrides."""
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-        estimator, select = METHODS[method]
-        options.setdefault("estimator", estimator)
-        if options.get("select") is None:
-            options["select"] = select
-        return cls(**options)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (tuples as lists)."""
-        d = dataclasses.asdict(self)
-        d["exclude"] = list(self.exclude)
-        return d
 
 
 def session_rng(seed: int, subject: str, step: int) -> np.random.Generator:

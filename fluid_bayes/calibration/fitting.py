@@ -35,7 +35,13 @@ from fluid_bayes.calibration.diagnostics import (
     ConvergenceReport,
     check_convergence,
 )
-from fluid_bayes.calibration.model import DEFAULT_DRAWS, DEFAULT_TUNE, MAX_DRAWS_FACTOR, SAMPLERS
+from fluid_bayes.calibration.model import SAMPLERS
+from fluid_bayes.calibration.options import (
+    DEFAULT_CHAINS,
+    DEFAULT_TUNE,
+    SamplerOptions,
+    require_memory,
+)
 from fluid_bayes.dims import CHAIN, DRAW, GROUP, HDI_PROB, ITEM, SUBJECT
 from fluid_bayes.exceptions import ConvergenceError
 
@@ -389,6 +395,26 @@ def _subject_summary(theta: xr.DataArray, data: ResponseMatrix) -> xr.Dataset:
     )
 
 
+def _check_memory(opts: SamplerOptions, data: ResponseMatrix) -> None:
+    """Refuse, before compiling or sampling, draws that cannot fit in memory.
+
+    Raises
+    ------
+    OptionError
+        The stored draws (8 bytes per value) would pass the available memory.
+    """
+    n_values = 2 * data.n_items + data.n_subjects + len(_HYPER)
+    need = opts.trace_bytes(n_values, budget=TRACE_BUDGET_BYTES)
+    per_chain = need // (8 * n_values * opts.chains)
+    require_memory(
+        need,
+        what=f"the draws ({per_chain:,} per chain x {opts.chains} chains x {n_values:,} "
+        f"values: a and b of {data.n_items:,} items, {data.n_subjects:,} abilities and "
+        f"{len(_HYPER)} hyperparameters)",
+        hint="lower draws, max_draws or chains",
+    )
+
+
 def run_fit(
     spec: HierarchicalTwoPL,
     data: ResponseMatrix,
@@ -396,7 +422,7 @@ def run_fit(
     sampler: str = "nutpie",
     draws: int | None = None,
     tune: int = DEFAULT_TUNE,
-    chains: int = 4,
+    chains: int = DEFAULT_CHAINS,
     seed: int = 0,
     progress: bool = False,
     target_accept: float | None = None,
@@ -412,6 +438,13 @@ def run_fit(
         Posterior of ``a``, ``b``, the calibration abilities ``theta`` and the
         hyperparameters, with diagnostics and provenance.
     """
+    opts = SamplerOptions(
+        sampler=sampler, draws=draws, max_draws=max_draws, tune=tune, chains=chains,
+        seed=seed, progress=progress, target_accept=target_accept, strict=strict,
+        backend=backend,
+    )  # fmt: skip
+    _check_memory(opts, data)
+    draws, max_draws = opts.resolved_draws()
     likelihood = spec.resolve_likelihood(data)
     if target_accept is None:
         key = likelihood
@@ -420,13 +453,6 @@ def run_fit(
         target_accept = TARGET_ACCEPT[key]
     if backend == "auto":
         backend = "numba"
-    if draws is None:
-        draws = DEFAULT_DRAWS
-        max_draws = MAX_DRAWS_FACTOR * DEFAULT_DRAWS if max_draws is None else max_draws
-    elif max_draws is None:
-        max_draws = draws
-    if max_draws < draws:
-        raise ValueError(f"max_draws ({max_draws}) must be at least draws ({draws})")
     model = spec.build(data)
     const = spec.integrated_items(data)
     sampled = [

@@ -78,6 +78,13 @@ import pytensor.tensor as pt
 from fluid_bayes import irt
 from fluid_bayes.calibration.constant_items import ConstantItems, constant_items, constant_potential
 from fluid_bayes.calibration.loglik import joint_loglik
+from fluid_bayes.calibration.options import (  # re-exported: defined without PyMC
+    DEFAULT_CHAINS,
+    DEFAULT_DRAWS,
+    DEFAULT_TUNE,
+    MAX_DRAWS_FACTOR,
+    SAMPLERS,
+)
 from fluid_bayes.calibration.priors import Gamma, HalfNormal, Normal, Prior, Priors
 from fluid_bayes.data.responses import ResponseMatrix, group_codes
 from fluid_bayes.dims import GROUP, ITEM, SUBJECT
@@ -98,20 +105,6 @@ __all__ = [
 ]
 
 MARGINAL_MAX_ITEMS = 30
-#: tuning steps per chain by default. Measured with the sampled-items frame: ChemBench
-#: converged alike after 500 and 1,000 (R-hat 1.0076 and 1.0087, min bulk ESS 580 and
-#: 563) in 91 s instead of 122 s (``benchmarks/README.md``)
-DEFAULT_TUNE = 500
-#: posterior draws per chain by default; with nutpie a default fit that misses R-hat <=
-#: 1.01 or bulk ESS >= 400 goes on sampling the same chains in blocks of this many, up to
-#: ``MAX_DRAWS_FACTOR`` times as many (fewer if the draws would pass
-#: ``fitting.TRACE_BUDGET_BYTES``). Measured: MMLU-Redux's spread of log discriminations
-#: mixed at a bulk ESS of 120-155 per 1,000 draws x 4 chains under every parametrization
-#: tried and converged after 4,000-5,000 (``benchmarks/README.md``); ChemBench, LSAT-7 and the
-#: simulated cases converge at the first check
-DEFAULT_DRAWS = 1000
-MAX_DRAWS_FACTOR = 8
-SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")
 CENTERED_MIN_ANSWERS = 100
 Likelihood = Literal["auto", "joint", "marginal"]
 Parametrization = Literal["auto", "centered", "noncentered"]
@@ -508,7 +501,7 @@ class HierarchicalTwoPL:
         sampler: str = "nutpie",
         draws: int | None = None,
         tune: int = DEFAULT_TUNE,
-        chains: int = 4,
+        chains: int = DEFAULT_CHAINS,
         seed: int = 0,
         progress: bool = False,
         target_accept: float | None = None,
@@ -561,6 +554,13 @@ class HierarchicalTwoPL:
         Returns
         -------
         ItemBank
+
+        Raises
+        ------
+        OptionError
+            An option out of range (:class:`~fluid_bayes.calibration.options.SamplerOptions`),
+            or draws that would not fit in the available memory; both are checked before
+            the model is built.
         """
         from fluid_bayes.calibration.fitting import run_fit
 

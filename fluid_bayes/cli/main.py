@@ -14,78 +14,26 @@ import warnings
 from typing import Any
 
 from fluid_bayes import __version__
-from fluid_bayes.exceptions import BankError, ConvergenceError, DataError
+from fluid_bayes.cli import checks
+from fluid_bayes.exceptions import BankError, ConvergenceError, DataError, OptionError
+from fluid_bayes.ranges import THRESHOLD
 
 __all__ = ["main"]
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
-    from fluid_bayes.calibration.model import (
-        DEFAULT_DRAWS,
-        DEFAULT_TUNE,
-        MAX_DRAWS_FACTOR,
-        SAMPLERS,
-    )
+    """The flags of :class:`~fluid_bayes.calibration.options.SamplerOptions`, one per field."""
+    from fluid_bayes.calibration.options import SamplerOptions
 
-    g = p.add_argument_group("sampler")
-    g.add_argument(
-        "--sampler",
-        choices=SAMPLERS,
-        default="nutpie",
-        help="NUTS backend, or 'advi' (a labelled approximation); default nutpie",
-    )
-    g.add_argument(
-        "--draws",
-        type=int,
-        default=None,
-        help=f"posterior draws per chain (default {DEFAULT_DRAWS}, and with nutpie more, in "
-        f"blocks of {DEFAULT_DRAWS}, until R-hat and bulk ESS pass, up to --max-draws; "
-        "a number given here is sampled exactly)",
-    )
-    g.add_argument(
-        "--max-draws",
-        type=int,
-        default=None,
-        help="nutpie: if R-hat or bulk ESS miss after --draws, go on in blocks of --draws "
-        f"up to this many per chain (default {MAX_DRAWS_FACTOR * DEFAULT_DRAWS} with the "
-        "default --draws, else --draws)",
-    )
-    g.add_argument(
-        "--tune",
-        type=int,
-        default=DEFAULT_TUNE,
-        help=f"tuning steps per chain ({DEFAULT_TUNE})",
-    )
-    g.add_argument(
-        "--chains", type=int, default=4, help="chains (4; nutpie runs one per core at a time)"
-    )
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument("--target-accept", type=float, default=None,
-                   help="NUTS target acceptance (default 0.95 marginal; joint 0.9, "
-                        "0.8 with centred items)")  # fmt: skip
-    g.add_argument(
-        "--backend",
-        choices=("auto", "jax", "numba"),
-        default="auto",
-        help="log-density backend for nutpie (auto: numba, whose chains run in parallel)",
-    )
-    g.add_argument(
-        "--strict",
-        action="store_true",
-        help="fail (exit 3, no bank written) unless R-hat <= 1.01, ESS >= 400, no divergences",
-    )
-    g.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show the sampler's progress bar (default: when stderr is a terminal)",
+    checks.add_fields(
+        p.add_argument_group("sampler"), SamplerOptions, special={"progress": {"default": None}}
     )
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fluid_bayes.data.readers import FORMATS
+    from fluid_bayes.data.formats import FORMATS
 
-    parser = argparse.ArgumentParser(
+    parser = checks.Parser(
         prog="fluid-bayes",
         description="Bayesian adaptive benchmarking of language models.",
     )
@@ -93,18 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     cal = sub.add_parser("calibrate", help="fit a hierarchical 2PL item bank to past answers")
-    cal.add_argument("data", help="answers: wide/long CSV or parquet, py-irt JSON lines, ...")
-    cal.add_argument("--out", required=True, help="bank file to write (netCDF)")
+    cal.add_argument("data", type=checks.input_path,
+                     help="answers: wide/long CSV or parquet, py-irt JSON lines, ...")  # fmt: skip
+    cal.add_argument("--out", required=True, type=checks.output_file,
+                     help="bank file to write (netCDF)")  # fmt: skip
     cal.add_argument("--format", choices=FORMATS, default="auto", help="input layout (auto)")
     cal.add_argument(
         "--threshold",
-        type=float,
+        type=checks.typed(THRESHOLD),
         default=None,
+        metavar="X",
         help="binarize continuous scores at >= X (required for non-0/1 scores)",
     )
-    cal.add_argument(
-        "--items-meta", default=None, help="CSV/parquet of item metadata (item_id, ...)"
-    )
+    cal.add_argument("--items-meta", default=None, type=checks.input_file,
+                     help="CSV/parquet of item metadata (item_id, ...)")  # fmt: skip
     cal.add_argument("--group-by", default=None, help="item metadata column for partial pooling")
     cal.add_argument(
         "--likelihood",
@@ -135,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument(
         "--priors",
         default=None,
+        type=checks.json_object,
         help='JSON overrides, e.g. \'{"sigma_b": {"dist": "Gamma", "alpha": 2, "beta": 1}}\'',
     )
     _add_lmeval_args(cal)
@@ -143,17 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     bank = sub.add_parser("bank", help="inspect or import item banks")
     bsub = bank.add_subparsers(dest="bank_command", required=True)
     summ = bsub.add_parser("summary", help="print a bank's diagnostics and item table")
-    summ.add_argument("bank", help="bank file (netCDF)")
+    summ.add_argument("bank", type=checks.input_file, help="bank file (netCDF)")
     summ.add_argument("--json", action="store_true", help="print the summary as JSON")
     summ.add_argument(
         "--csv",
         default=None,
         metavar="OUT",
+        type=checks.output_file_or_stdout,
         help="also write the item table as wide CSV ('-' for stdout)",
     )
     imp = bsub.add_parser("import-params", help="import point estimates item_id,a,b as a bank")
-    imp.add_argument("params", help="CSV with item_id,a,b (or item_id,a,d)")
-    imp.add_argument("--out", required=True, help="bank file to write (netCDF)")
+    imp.add_argument("params", type=checks.input_file, help="CSV with item_id,a,b (or item_id,a,d)")
+    imp.add_argument("--out", required=True, type=checks.output_file,
+                     help="bank file to write (netCDF)")  # fmt: skip
     bmap = bsub.add_parser(
         "map", help="attach the harness document of each item (item,task,doc_id CSV) to a bank"
     )
@@ -177,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     add_run_commands(sub)
 
     demo = sub.add_parser("demo", help="the main job on the shipped data")
-    demo.add_argument("--out", default="out", help="folder for the demo's outputs (out/)")
+    demo.add_argument("--out", default="out", type=checks.output_dir,
+                      help="folder for the demo's outputs (out/)")  # fmt: skip
     demo.add_argument(
         "--full",
         action="store_true",
@@ -198,50 +152,37 @@ def _add_lmeval_args(p: argparse.ArgumentParser) -> None:
 
 def _add_input_args(p: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
     p.add_argument("--format", choices=formats, default="auto", help="input layout (auto)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=checks.typed(THRESHOLD), default=None, metavar="X",
                    help="binarize continuous scores at >= X")  # fmt: skip
     _add_lmeval_args(p)
 
 
 def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
-    from fluid_bayes.adaptive.selection import SELECTORS
-    from fluid_bayes.adaptive.session import METHODS
+    from fluid_bayes.adaptive.options import METHODS, SessionConfig
 
     ev = sub.add_parser(
         "evaluate",
         help="adaptive evaluation (replay) of subjects' stored answers against a bank",
     )
-    ev.add_argument("bank", help="bank file (netCDF)")
-    ev.add_argument("data", help="answers of the subjects to evaluate (any input layout)")
+    ev.add_argument("bank", type=checks.input_file, help="bank file (netCDF)")
+    ev.add_argument("data", type=checks.input_path,
+                    help="answers of the subjects to evaluate (any input layout)")  # fmt: skip
     ev.add_argument("--format", choices=formats, default="auto", help="input layout (auto)")
-    ev.add_argument("--threshold", type=float, default=None,
-                    help="binarize continuous scores at >= X")  # fmt: skip
     ev.add_argument("--subjects", nargs="+", default=None, help="evaluate only these subjects")
     ev.add_argument("--method", choices=tuple(METHODS), default="bayes",
-                    help="bayes (default), paper (MAP + MFI), eap, random")  # fmt: skip
-    ev.add_argument("--select", choices=SELECTORS, default=None,
-                    help="override the method's selection rule")  # fmt: skip
-    ev.add_argument("--max-items", type=int, default=100, help="most items per session (100)")
-    ev.add_argument("--min-items", type=int, default=0, help="fewest items before an SD stop")
-    ev.add_argument("--stop-sd", default=None, metavar="X|auto",
-                    help="stop once the posterior SD < X; auto: the bank's mean gap "
-                    "between rank-adjacent calibration abilities")  # fmt: skip
-    ev.add_argument("--start-ability", type=float, default=None,
-                    help="ability for the first item (default: mean calibration "
-                    "ability)")  # fmt: skip
-    ev.add_argument("--randomesque", type=int, default=1, help="pick among the best K (1)")
-    ev.add_argument("--exclude", default=None, metavar="FILE",
-                    help="text file of item ids never to ask, one per line")  # fmt: skip
-    ev.add_argument(
-        "--integration",
-        choices=("mixture", "weighted"),
-        default="mixture",
-        help="how bayes combines item draws (mixture; see fluid_bayes.adaptive.ability)",
-    )
-    ev.add_argument("--seed", type=int, default=0, help="random seed (0)")
+                    help="preset of --estimator and --select: bayes (default), paper "
+                    "(MAP + MFI), eap, random")  # fmt: skip
+    # one flag per SessionConfig field, all passed on to it (--threshold also reads DATA)
+    checks.add_fields(
+        ev.add_argument_group("session options (fluid_bayes.SessionConfig)"),
+        SessionConfig,
+        unset=("estimator", "select"),
+        special={"exclude": {"type": checks.item_list, "metavar": "FILE", "help":
+                             "text file of item ids never to ask, one per line"}},
+    )  # fmt: skip
     ev.add_argument("--json", action="store_true", help="one JSON object per subject")
     _add_lmeval_args(ev)
-    ev.add_argument("--trace", default=None, metavar="OUT.csv",
+    ev.add_argument("--trace", default=None, metavar="OUT.csv", type=checks.output_file,
                     help="write the step-by-step trace as CSV")  # fmt: skip
 
 
@@ -260,24 +201,13 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
             raise DataError(f"--priors: {exc}") from exc
     from fluid_bayes.calibration.fitting import ConvergenceWarning
 
+    options = _fit_options(args)
     spec = HierarchicalTwoPL(priors=priors, **spec_kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
         warnings.simplefilter("always", ConvergenceWarning)
-        bank = spec.fit(
-            data,
-            sampler=args.sampler,
-            draws=args.draws,
-            tune=args.tune,
-            chains=args.chains,
-            seed=args.seed,
-            progress=_progress(args.progress),
-            target_accept=args.target_accept,
-            strict=args.strict,
-            backend=args.backend,
-            max_draws=args.max_draws,
-        )
+        bank = spec.fit(data, **options)
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             print(f"fluid-bayes: {w.message}", file=sys.stderr)
@@ -287,11 +217,15 @@ def _fit(data: Any, args: argparse.Namespace, **spec_kw: Any):
 
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Sampler flags as keyword arguments of ``HierarchicalTwoPL.fit``."""
-    return {"sampler": args.sampler, "draws": args.draws, "tune": args.tune,
-            "chains": args.chains, "seed": args.seed, "progress": _progress(args.progress),
-            "target_accept": args.target_accept, "strict": args.strict,
-            "backend": args.backend, "max_draws": args.max_draws}  # fmt: skip
+    """Sampler flags as keyword arguments of ``HierarchicalTwoPL.fit``.
+
+    Built from every field of :class:`~fluid_bayes.calibration.options.SamplerOptions`
+    (which checks them together, e.g. ``--max-draws`` against ``--draws``).
+    """
+    from fluid_bayes.calibration.options import SamplerOptions
+
+    options = checks.options_from(args, SamplerOptions, progress=_progress(args.progress))
+    return options.to_kwargs()
 
 
 def _read_data(args: argparse.Namespace, path: str | None = None, **extra: Any):
@@ -362,37 +296,23 @@ def _cmd_bank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_sd(text: str | None) -> float | str | None:
-    if text is None or text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise DataError(f"--stop-sd must be a number or 'auto', got {text!r}") from None
+def _session_config(args: argparse.Namespace) -> Any:
+    """Every :class:`~fluid_bayes.adaptive.options.SessionConfig` field from its flag."""
+    from functools import partial
+
+    from fluid_bayes.adaptive.options import SessionConfig
+
+    build = partial(SessionConfig.for_method, args.method)
+    return checks.options_from(args, SessionConfig, build)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from fluid_bayes.adaptive.replay import replay
-    from fluid_bayes.adaptive.session import SessionConfig
     from fluid_bayes.bank import ItemBank
 
+    config = _session_config(args)
     bank = ItemBank.load(args.bank)
     data = _read_data(args)
-    exclude: tuple[str, ...] = ()
-    if args.exclude:
-        lines = Path(args.exclude).read_text().splitlines()
-        exclude = tuple(x.strip() for x in lines if x.strip() and not x.startswith("#"))
-    try:
-        config = SessionConfig.for_method(
-            args.method, select=args.select, max_items=args.max_items,
-            min_items=args.min_items, stop_sd=_stop_sd(args.stop_sd),
-            start_ability=args.start_ability, seed=args.seed,
-            randomesque=args.randomesque, exclude=exclude,
-        )  # fmt: skip
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
     result = replay(bank, data, config=config, subjects=args.subjects)
     print(result.report, file=sys.stderr)
     if args.json:
@@ -432,8 +352,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status.
+
+    0 on success; 2 for any mistake in the input (one line ``fluid-bayes: error: ...``
+    on stderr naming the option, file, line, item or subject; checked before any
+    sampling or evaluation where it can be); 3 for a fit that missed the convergence
+    criteria under ``--strict``; 4 for a harness or model that failed during a round
+    of ``run`` (one line; the session file keeps the answers before it). Anything else
+    is a bug and ends in a traceback.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 0
     from fluid_bayes.cli import run, study, upkeep
 
     handlers = {
@@ -449,10 +380,17 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _cmd_demo,
         "run": run.cmd_run,
     }
+    # options checked together (one against another, memory) before any folder is made
+    prechecks = {"calibrate": _fit_options, "refit": _fit_options, "demo": _fit_options,
+                 "evaluate": _session_config, "simulate": study.check_simulate}  # fmt: skip
     try:
+        if args.command in prechecks:
+            prechecks[args.command](args)
+        checks.prepare_outputs(args)
         return handlers[args.command](args)
-    except (DataError, BankError) as exc:
-        print(f"fluid-bayes: error: {exc}", file=sys.stderr)
+    except (DataError, BankError, OptionError) as exc:
+        message = " ".join(str(exc).split("\n"))
+        print(f"fluid-bayes: error: {message}", file=sys.stderr)
         return 2
     except ConvergenceError as exc:
         print(f"fluid-bayes: not converged (--strict): {exc}", file=sys.stderr)

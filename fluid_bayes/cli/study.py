@@ -11,41 +11,55 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_study_commands", "cmd_experiment", "cmd_mislabels", "cmd_simulate"]
+from fluid_bayes.cli import checks
+from fluid_bayes.ranges import COUNT, SEED, Range
+
+__all__ = [
+    "add_study_commands",
+    "check_simulate",
+    "cmd_experiment",
+    "cmd_mislabels",
+    "cmd_simulate",
+]
 
 
 def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> None:
     """Add the study subcommands to the ``fluid-bayes`` parser."""
-    from fluid_bayes.study.experiment import DEFAULT_BUDGETS, EXPERIMENT_METHODS
+    from fluid_bayes.study.options import DEFAULT_BUDGETS, EXPERIMENT_METHODS
+
+    count, seed = checks.typed(COUNT), checks.typed(SEED)
 
     ex = sub.add_parser(
         "experiment",
         help="the paper's comparison of methods over checkpoints (validity, variance, "
         "monotonicity, mislabels vs budget)",
     )
-    ex.add_argument("data", help="full answers of every checkpoint (any input layout)")
-    ex.add_argument("--bank", required=True, help="bank file (netCDF)")
-    ex.add_argument("--out", required=True, help="folder for results, summary and figures")
-    ex.add_argument("--reference", default=None, metavar="SCORES.csv",
+    ex.add_argument("data", type=checks.input_path,
+                    help="full answers of every checkpoint (any input layout)")  # fmt: skip
+    ex.add_argument("--bank", required=True, type=checks.input_file, help="bank file (netCDF)")
+    ex.add_argument("--out", required=True, type=checks.output_dir,
+                    help="folder for results, summary and figures")  # fmt: skip
+    ex.add_argument("--reference", default=None, metavar="SCORES.csv", type=checks.input_file,
                     help="external score per subject (subject, score) for validity")  # fmt: skip
     ex.add_argument("--methods", nargs="+", choices=EXPERIMENT_METHODS,
                     default=list(EXPERIMENT_METHODS), help="methods to compare (all)")  # fmt: skip
-    ex.add_argument("--budgets", nargs="+", type=int, default=list(DEFAULT_BUDGETS),
+    ex.add_argument("--budgets", nargs="+", type=count, default=list(DEFAULT_BUDGETS),
                     help=f"items per session {' '.join(map(str, DEFAULT_BUDGETS))}")  # fmt: skip
-    ex.add_argument("--repeats", type=int, default=5, help="repetitions of the random methods (5)")
-    ex.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    ex.add_argument("--repeats", type=count, default=5,
+                    help="repetitions of the random methods (5)")  # fmt: skip
+    ex.add_argument("--seed", type=seed, default=0, help="random seed (0)")
     g = ex.add_argument_group("checkpoint series (default: --series-pattern)")
     g = g.add_mutually_exclusive_group()
     g.add_argument("--series-columns", nargs=2, default=None, metavar=("RUN", "STEP"),
                    help="wide data: columns holding each subject's run and step")  # fmt: skip
-    g.add_argument("--series", default=None, metavar="FILE",
+    g.add_argument("--series", default=None, metavar="FILE", type=checks.input_file,
                    help="mapping file with columns subject, run, step")  # fmt: skip
     g.add_argument("--series-pattern", default=None, metavar="REGEX",
                    help="regex with named groups run and step matched against subject ids "
                    "(default reads e.g. 'olmo2-7b@step120000')")  # fmt: skip
     g.add_argument("--no-series", action="store_true",
                    help="subjects are unrelated models: validity and mislabels only")  # fmt: skip
-    ex.add_argument("--labels", default=None, metavar="ITEMS.csv",
+    ex.add_argument("--labels", default=None, metavar="ITEMS.csv", type=checks.input_file,
                     help="item labels (item_id and mislabeled or error_type) for "
                     "mislabels_per_session")  # fmt: skip
     ex.add_argument("--positive", choices=("any", "key"), default="any",
@@ -57,32 +71,35 @@ def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> No
     add_input_args(ex, formats)
 
     sim = sub.add_parser("simulate", help="simulate a bank and pretraining runs answering it")
-    sim.add_argument("--out", required=True, help="folder: bank.nc, responses.csv, reference.csv, "
-                     "truth.csv")  # fmt: skip
-    sim.add_argument("--like", default=None, help="fitted bank to resemble (default: given "
-                     "populations)")  # fmt: skip
-    sim.add_argument("--items", type=int, default=1000, help="items in the bank (1000)")
-    sim.add_argument("--chains", type=int, default=2, help="posterior chains of the bank (2)")
-    sim.add_argument("--draws", type=int, default=100, help="posterior draws per chain (100)")
-    sim.add_argument("--runs", type=int, default=6, help="pretraining runs (6)")
-    sim.add_argument("--checkpoints", type=int, default=80, help="checkpoints per run (80)")
-    sim.add_argument("--noise-sd", type=float, default=0.05, help="checkpoint ability noise")
-    sim.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    sim.add_argument("--out", required=True, type=checks.output_dir,
+                     help="folder: bank.nc, responses.csv, reference.csv, truth.csv")  # fmt: skip
+    sim.add_argument("--like", default=None, type=checks.input_file,
+                     help="fitted bank to resemble (default: given populations)")  # fmt: skip
+    sim.add_argument("--items", type=count, default=1000, help="items in the bank (1000)")
+    sim.add_argument("--chains", type=count, default=2, help="posterior chains of the bank (2)")
+    sim.add_argument("--draws", type=count, default=100, help="posterior draws per chain (100)")
+    sim.add_argument("--runs", type=count, default=6, help="pretraining runs (6)")
+    sim.add_argument("--checkpoints", type=count, default=80, help="checkpoints per run (80)")
+    sim.add_argument("--noise-sd", type=checks.typed(Range(float, 0.0)), default=0.05,
+                     help="checkpoint ability noise (0.05)")  # fmt: skip
+    sim.add_argument("--seed", type=seed, default=0, help="random seed (0)")
 
     ml = sub.add_parser(
         "mislabels", help="suspected mislabeled items of a bank, from its posterior"
     )
-    ml.add_argument("bank", help="bank file (netCDF)")
-    ml.add_argument("--labels", default=None, metavar="ITEMS.csv",
+    ml.add_argument("bank", type=checks.input_file, help="bank file (netCDF)")
+    ml.add_argument("--labels", default=None, metavar="ITEMS.csv", type=checks.input_file,
                     help="known labels to evaluate against (item_id and mislabeled or "
                     "error_type; optional subject column)")  # fmt: skip
     ml.add_argument("--positive", choices=("any", "key"), default="any",
                     help="error_type: any annotated error, or answer-key errors only")  # fmt: skip
-    ml.add_argument("--flag-prob", type=float, default=0.5, help="flag at score >= X (0.5)")
-    ml.add_argument("--tail", type=float, default=0.05,
-                    help="discrimination tail counted as flat (0.05)")  # fmt: skip
+    ml.add_argument("--flag-prob", type=checks.typed(Range(float, 0.0, 1.0, low_open=True)),
+                    default=0.5, help="flag at score >= X (0.5)")  # fmt: skip
+    ml.add_argument("--tail", type=checks.typed(Range(float, 0.0, 1.0, True, True)),
+                    default=0.05, help="discrimination tail counted as flat (0.05)")  # fmt: skip
     ml.add_argument("--json", action="store_true", help="print the report as JSON")
-    ml.add_argument("--csv", default=None, metavar="OUT", help="also write the item table")
+    ml.add_argument("--csv", default=None, metavar="OUT", type=checks.output_file,
+                    help="also write the item table")  # fmt: skip
 
 
 def _series(args, data):
@@ -139,11 +156,31 @@ def cmd_experiment(args: argparse.Namespace, read_data) -> int:
     return 0
 
 
+def check_simulate(args: argparse.Namespace) -> None:
+    """Refuse a ``simulate`` whose draws and answers would not fit in memory.
+
+    Raises
+    ------
+    OptionError
+        Naming the sizes, the memory they need and the flags to lower.
+    """
+    from fluid_bayes.calibration.options import require_memory
+
+    n_subjects = args.runs * args.checkpoints
+    require_memory(
+        8 * args.items * (2 * args.chains * args.draws + 2 * n_subjects),
+        what=f"a bank of {args.items:,} items x {args.chains} chains x {args.draws:,} draws "
+        f"answered by {n_subjects:,} checkpoints",
+        hint="lower --items, --draws, --chains, --runs or --checkpoints",
+    )
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """``fluid-bayes simulate``."""
+    """``fluid-bayes simulate`` (its sizes checked first by :func:`check_simulate`)."""
     from fluid_bayes.bank import ItemBank
     from fluid_bayes.study.simulate import simulate_bank, simulate_training_runs
 
+    check_simulate(args)
     like = ItemBank.load(args.like) if args.like else None
     bank = simulate_bank(args.items, like=like, seed=args.seed, chains=args.chains,
                          draws=args.draws)  # fmt: skip

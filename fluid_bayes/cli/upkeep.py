@@ -10,6 +10,9 @@ import json
 import sys
 from typing import Any
 
+from fluid_bayes.cli import checks
+from fluid_bayes.ranges import SEED, Range
+
 __all__ = ["add_upkeep_commands", "cmd_diagnose", "cmd_drift", "cmd_refit"]
 
 
@@ -17,20 +20,24 @@ def add_upkeep_commands(sub: Any, formats: tuple[str, ...], add_input_args, add_
     """Add ``diagnose``, ``refit`` and ``drift`` to the ``fluid-bayes`` parser."""
     dg = sub.add_parser("diagnose", help="does the bank still fit? model checks, new models' "
                         "fit, ceiling, and a keep/refit decision")  # fmt: skip
-    dg.add_argument("bank", help="bank file (netCDF)")
-    dg.add_argument("--new", default=None, metavar="DATA",
+    positive = checks.typed(Range(float, 0.0, low_open=True))
+    dg.add_argument("bank", type=checks.input_file, help="bank file (netCDF)")
+    dg.add_argument("--new", default=None, metavar="DATA", type=checks.input_path,
                     help="answers of new models to check against the bank")  # fmt: skip
     dg.add_argument("--json", action="store_true", help="print the report as JSON")
-    dg.add_argument("--thresholds", default=None, metavar="JSON",
+    dg.add_argument("--thresholds", default=None, metavar="JSON", type=checks.json_object,
                     help="override thresholds, e.g. '{\"ceiling_prob\": 0.8}'")  # fmt: skip
-    dg.add_argument("--seed", type=int, default=0, help="random seed of the checks (0)")
+    dg.add_argument("--seed", type=checks.typed(SEED), default=0,
+                    help="random seed of the checks (0)")  # fmt: skip
     add_input_args(dg, formats)
 
     rf = sub.add_parser("refit", help="recalibrate on old + new answers, linked to the old scale")
-    rf.add_argument("bank", help="bank file (netCDF)")
-    rf.add_argument("--add", required=True, metavar="DATA", help="answers of the new models")
-    rf.add_argument("--out", required=True, help="new bank file (netCDF)")
-    rf.add_argument("--old-data", default=None, metavar="DATA",
+    rf.add_argument("bank", type=checks.input_file, help="bank file (netCDF)")
+    rf.add_argument("--add", required=True, metavar="DATA", type=checks.input_path,
+                    help="answers of the new models")  # fmt: skip
+    rf.add_argument("--out", required=True, type=checks.output_file,
+                    help="new bank file (netCDF)")  # fmt: skip
+    rf.add_argument("--old-data", default=None, metavar="DATA", type=checks.input_path,
                     help="calibration answers, for banks that do not store them")  # fmt: skip
     rf.add_argument("--duplicates", choices=("error", "replace", "skip"), default="error",
                     help="new subjects already in the bank: error (default), replace their "
@@ -42,19 +49,21 @@ def add_upkeep_commands(sub: Any, formats: tuple[str, ...], add_input_args, add_
     add_sampler_args(rf)
 
     dr = sub.add_parser("drift", help="per-item change of a and b between two linked banks")
-    dr.add_argument("old", help="old bank (netCDF)")
-    dr.add_argument("new", help="new bank (netCDF); linked onto the old scale first "
-                    "unless it records that it already is")  # fmt: skip
-    dr.add_argument("--threshold", type=float, default=None,
+    dr.add_argument("old", type=checks.input_file, help="old bank (netCDF)")
+    dr.add_argument("new", type=checks.input_file, help="new bank (netCDF); linked onto the "
+                    "old scale first unless it records that it already is")  # fmt: skip
+    dr.add_argument("--threshold", type=positive, default=None,
                     help="practical threshold on |delta b| (ability SD; default 0.5)")  # fmt: skip
-    dr.add_argument("--threshold-log-a", type=float, default=None,
+    dr.add_argument("--threshold-log-a", type=positive, default=None,
                     help="threshold on |delta log a| (default log 1.5)")  # fmt: skip
-    dr.add_argument("--prob", type=float, default=None,
+    dr.add_argument("--prob", type=checks.typed(Range(float, 0.0, 1.0, True, True)), default=None,
                     help="flag when P(|delta| > threshold) exceeds this (default 0.9)")  # fmt: skip
     dr.add_argument("--json", action="store_true", help="print the report as JSON")
-    dr.add_argument("--csv", default=None, metavar="OUT", help="write the item table as CSV")
-    dr.add_argument("--plot", default=None, metavar="OUT.png", help="save the drift plot")
-    dr.add_argument("--exclude-out", default=None, metavar="FILE",
+    dr.add_argument("--csv", default=None, metavar="OUT", type=checks.output_file,
+                    help="write the item table as CSV")  # fmt: skip
+    dr.add_argument("--plot", default=None, metavar="OUT.png", type=checks.output_file,
+                    help="save the drift plot")  # fmt: skip
+    dr.add_argument("--exclude-out", default=None, metavar="FILE", type=checks.output_file,
                     help="write the drifted item ids for evaluate --exclude")  # fmt: skip
 
 
@@ -85,11 +94,12 @@ def cmd_refit(args: argparse.Namespace, read_data, fit_options) -> int:
     from fluid_bayes.bank import ItemBank
     from fluid_bayes.upkeep.refit import refit
 
+    options = fit_options(args)  # the sampler flags together, before anything is read
     bank = ItemBank.load(args.bank)
     new = read_data(args, args.add)
     old = read_data(args, args.old_data) if args.old_data else None
     result = refit(bank, new, old_data=old, duplicates=args.duplicates, link_method=args.link,
-                   **fit_options(args))  # fmt: skip
+                   **options)  # fmt: skip
     path = result.bank.save(args.out)
     print(json.dumps(result.to_dict()) if args.json else result)
     print(f"wrote {path}", file=sys.stderr)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fluid_bayes.data.eval_records import LOG_FORMATS, read_log
+from fluid_bayes.data.formats import FORMATS
 from fluid_bayes.data.harness_logs import detect_harness_format
 from fluid_bayes.data.report import duplicates
 from fluid_bayes.data.responses import ResponseMatrix, from_array
@@ -32,6 +33,8 @@ from fluid_bayes.data.tables import (
     Table,
     check_file,
     check_header,
+    check_ids,
+    delimiter_hint,
     find_column,
     json_lines,
     parse_scores,
@@ -54,11 +57,6 @@ __all__ = [
     "read_responses",
     "read_wide",
 ]
-
-FORMATS: tuple[str, ...] = (
-    "auto", "wide", "long", "pyirt", "fb", "patterns", "lm-eval",
-    "inspect", "lighteval", "helm", "eee",
-)  # fmt: skip
 
 _JSON_SUFFIXES = frozenset({".jsonl", ".jsonlines", ".json"})
 _SUBJECT_COLS = ("subject_id", "subject", "model")
@@ -548,7 +546,12 @@ def read_point_params(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    if hint := delimiter_hint([str(c) for c in df.columns], ","):
+        raise DataError(f"{path}, line 1: {hint}")
     if df.empty:
         raise DataError(f"{path}: no items")
     lower = {c.lower().strip(): c for c in df.columns}
@@ -559,6 +562,7 @@ def read_point_params(path: str | Path) -> pd.DataFrame:
     if "a" not in cols or not ({"b", "d"} & set(cols)):
         raise DataError(f"{path}: needs columns a and b (or a and d) (have {list(df.columns)})")
     items = df[cols["item"]].str.strip()
+    check_ids(items.tolist(), lambda k: f"{path}, line {k + 2}", kind="item")
     dup = items[items.duplicated()].tolist()
     if dup:
         raise DataError(f"{path}: duplicate item id(s) {dup[:10]}")

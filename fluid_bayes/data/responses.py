@@ -28,6 +28,7 @@ from fluid_bayes.data.report import (
     duplicates,
     show_ids,
 )
+from fluid_bayes.data.tables import nfc_clashes
 from fluid_bayes.exceptions import DataError
 
 __all__ = [
@@ -429,6 +430,13 @@ def from_array(
         dup = duplicates(ids)
         if dup:
             raise DataError(f"{source}: duplicate {kind} id(s): {show_ids(dup)}")
+        clashes = nfc_clashes(ids)
+        if clashes:
+            a, b = clashes[0]
+            raise DataError(
+                f"{source}: {kind} ids {a!r} and {b!r} differ only in Unicode normalization "
+                "(equal after NFC): write them the same way, or make them distinct"
+            )
     try:
         arr = np.array(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:

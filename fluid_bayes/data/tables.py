@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ __all__ = [
     "Table",
     "check_file",
     "check_header",
+    "check_ids",
+    "delimiter_hint",
     "find_column",
     "json_lines",
+    "nfc_clashes",
     "parse_scores",
     "read_table",
     "row_ids",
@@ -36,6 +40,7 @@ __all__ = [
 #: cell texts read as a missing answer (compared lower-cased)
 NA = frozenset({"", "na", "nan", "n/a", "null", "none"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ def read_table(path: str | Path) -> Table:
                     continue  # blank line: no data
                 if header is None:
                     header = [c.strip() for c in record]
+                    hint = delimiter_hint(header, delimiter)
+                    if hint:
+                        raise DataError(f"{name}, line {start}: {hint}")
                     continue
                 if len(record) != len(header):
                     raise DataError(
@@ -98,6 +106,87 @@ def read_table(path: str | Path) -> Table:
     if header is None:
         raise DataError(f"{name}: empty file, no subjects")
     return Table(name, header, rows, lines, "line")
+
+
+def delimiter_hint(header: Sequence[str], delimiter: str) -> str | None:
+    """Say so when a one-column header splits into more columns on another delimiter.
+
+    Parameters
+    ----------
+    header : sequence of str
+        The header's fields as split on ``delimiter``.
+    delimiter : str
+        The delimiter used (``","`` for CSV, tab for ``.tsv``).
+
+    Returns
+    -------
+    str or None
+        E.g. ``"the header is one column when split on commas but 4 on semicolons: ..."``;
+        ``None`` when the header has several columns or no delimiter splits it better.
+    """
+    if len(header) != 1:
+        return None
+    best = max(
+        ((len(header[0].split(d)), d) for d in _DELIMITERS if d != delimiter), default=(1, "")
+    )
+    if best[0] < 2:
+        return None
+    used, other = _DELIMITERS[delimiter], _DELIMITERS[best[1]]
+    return (
+        f"the header is one column when split on {used}s but {best[0]} when split on "
+        f"{other}s: the file looks {other}-separated; save it {used}-separated"
+        + (" (or as .tsv for tabs)" if other == "tab" else "")
+    )
+
+
+def nfc_clashes(ids: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of different ids that are equal after Unicode NFC normalization.
+
+    Such ids (a precomposed ``"é"`` and ``"e"`` + a combining accent) print alike but
+    would become two items or subjects.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(first seen, clashing)`` per clash, in the order found; exact repeats are
+        not clashes (they are duplicates).
+    """
+    seen: dict[str, str] = {}
+    out = []
+    for i in ids:
+        if i.isascii():
+            seen.setdefault(i, i)
+            continue
+        first = seen.setdefault(unicodedata.normalize("NFC", i), i)
+        if first != i:
+            out.append((first, i))
+    return out
+
+
+def check_ids(ids: Sequence[str], where: Callable[[int], str], *, kind: str) -> None:
+    """Ids must be non-empty and distinct after Unicode NFC normalization.
+
+    ``where(k)`` names the location of id ``k`` for messages (file and line).
+
+    Raises
+    ------
+    DataError
+        At the first empty id, or the first id that clashes with an earlier one.
+    """
+    for k, i in enumerate(ids):
+        if not i.strip():
+            raise DataError(f"{where(k)}: empty {kind} id")
+    clashes = nfc_clashes(ids)
+    if clashes:
+        a, b = clashes[0]
+        raise DataError(f"{where(list(ids).index(b))}: {kind} ids {_nfc_message(a, b)}")
+
+
+def _nfc_message(a: str, b: str) -> str:
+    return (
+        f"{a!r} and {b!r} differ only in Unicode normalization (equal after NFC): "
+        "write them the same way, or make them distinct"
+    )
 
 
 def read_parquet_table(p: Path, name: str) -> Table:
@@ -131,6 +220,11 @@ def check_header(table: Table, *, first: int, kind: str) -> None:
                 f" (columns {seen[col]} and {k})"
             )
         seen[col] = k
+    clashes = nfc_clashes(table.header[first:])
+    if clashes:
+        a, b = clashes[0]
+        raise DataError(f"{table.path}: {kind} ids in the header (columns {seen[a]} and "
+                        f"{seen[b]}) {_nfc_message(a, b)}")  # fmt: skip
 
 
 def row_ids(table: Table, *, kind: str) -> list[str]:
@@ -148,6 +242,11 @@ def row_ids(table: Table, *, kind: str) -> list[str]:
             )
         seen[rid] = k
         ids.append(rid)
+    clashes = nfc_clashes(ids)
+    if clashes:
+        a, b = clashes[0]
+        raise DataError(f"{table.where(seen[b])}: {kind} ids (first on {table.unit} "
+                        f"{table.lines[seen[a]]}) {_nfc_message(a, b)}")  # fmt: skip
     return ids
 
 

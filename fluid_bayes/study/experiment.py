@@ -43,6 +43,7 @@ from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
 from fluid_bayes.study.metrics import METRICS, summarize
+from fluid_bayes.study.options import DEFAULT_BUDGETS, EXPERIMENT_METHODS
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -51,15 +52,6 @@ __all__ = [
     "run_experiment",
 ]
 
-EXPERIMENT_METHODS: tuple[str, ...] = (
-    "full-accuracy",
-    "full-ability",
-    "random",
-    "random-irt",
-    "fluid",
-    "fluid-bayes",
-)
-DEFAULT_BUDGETS: tuple[int, ...] = (10, 20, 50, 100, 200, 500)
 _FULL = ("full-accuracy", "full-ability")
 _ADAPTIVE = {"fluid": "paper", "fluid-bayes": "bayes"}
 

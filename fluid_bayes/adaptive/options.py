@@ -1,0 +1,153 @@
+"""Options of an adaptive session: :class:`SessionConfig` and the method presets.
+
+Pure Python (no numpy, numba or PyMC), so the command line builds ``evaluate``'s flags
+from the fields of :class:`SessionConfig` (their help text and allowed values are in
+the field metadata) without loading the estimators. :mod:`fluid_bayes.adaptive.session`
+re-exports :class:`SessionConfig` and :data:`METHODS`; :mod:`~fluid_bayes.adaptive.ability`
+and :mod:`~fluid_bayes.adaptive.selection` take their vocabularies from here.
+
+Methods (``method=``) are presets of an estimator and a selection rule:
+
+========== ========= =============
+method     estimator selection
+========== ========= =============
+``bayes``  bayes     expected-fi
+``paper``  map       mfi
+``eap``    eap       mfi
+``random`` bayes     random
+========== ========= =============
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from fluid_bayes.exceptions import OptionError
+from fluid_bayes.ranges import COUNT, SEED, THRESHOLD, Range, check_fields, option
+
+__all__ = ["ESTIMATORS", "INTEGRATIONS", "METHODS", "SELECTORS", "SessionConfig"]
+
+ESTIMATORS = ("bayes", "eap", "map")
+SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
+INTEGRATIONS = ("mixture", "weighted")
+METHODS = {
+    "bayes": ("bayes", "expected-fi"),
+    "paper": ("map", "mfi"),
+    "eap": ("eap", "mfi"),
+    "random": ("bayes", "random"),
+}
+_FINITE = Range(float)
+_NONNEGATIVE = Range(int, 0, 2**31 - 1, cap=True)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Options of an adaptive session (JSON-able; stored in saved sessions).
+
+    Attributes
+    ----------
+    estimator : {"bayes", "eap", "map"}
+        Ability inference (:mod:`fluid_bayes.adaptive.ability`).
+    select : {"expected-fi", "mfi", "mpwi", "random"}
+        Selection rule (:mod:`fluid_bayes.adaptive.selection`).
+    max_items, min_items : int
+        Session length limits (defaults 100 and 0; ``1 <= max_items``,
+        ``0 <= min_items <= max_items``).
+    stop_sd : float, "auto" or None
+        Stop once the posterior SD is below it (> 0); ``"auto"``: the bank's mean gap
+        between rank-adjacent calibration abilities.
+    start_ability : float, optional
+        Ability at which the first item is chosen (default: mean calibration ability).
+    prior_mean, prior_sd : float
+        Normal prior of the new subject's ability (default N(0, 1), the calibration
+        population on the bank's scale).
+    seed : int
+        Seeds random selection and randomesque choices (>= 0).
+    randomesque : int
+        Choose uniformly among the best ``k`` items (1 = plain argmax).
+    exclude : tuple of str
+        Item ids never to ask (e.g. flagged as mislabeled).
+    threshold : float, optional
+        Binarize scores at ``>= threshold`` (in (0, 1]; default: the bank's calibration
+        threshold).
+    integration : {"mixture", "weighted"}
+        How the ``bayes`` estimator combines item draws (:mod:`fluid_bayes.adaptive.ability`).
+
+    Raises
+    ------
+    OptionError
+        A ``ValueError`` naming the first option out of range.
+    """
+
+    estimator: str = option(
+        "bayes",
+        "ability inference (default: the method's)",
+        choices=ESTIMATORS,
+        what="estimator",
+    )
+    select: str = option(
+        "expected-fi",
+        "selection rule (default: the method's)",
+        choices=SELECTORS,
+        what="selection rule",
+    )
+    max_items: int = option(100, "most items per session", range=COUNT)
+    min_items: int = option(0, "fewest items before an SD stop", range=_NONNEGATIVE)
+    stop_sd: float | str | None = option(
+        None,
+        "stop once the posterior SD < X; auto: the bank's mean gap between rank-adjacent "
+        "calibration abilities",
+        range=Range(float, 0.0, low_open=True, words=("auto",), optional=True),
+        metavar="X|auto",
+    )
+    start_ability: float | None = option(
+        None,
+        "ability for the first item (default: mean calibration ability)",
+        range=dataclasses.replace(_FINITE, optional=True),
+    )
+    prior_mean: float = option(0.0, "mean of the ability prior", range=_FINITE)
+    prior_sd: float = option(1.0, "SD of the ability prior", range=Range(float, 0.0, low_open=True))
+    seed: int = option(0, "random seed (random selection, randomesque)", range=SEED)
+    randomesque: int = option(1, "pick among the best K", range=COUNT)
+    exclude: tuple[str, ...] = option(
+        (), "item ids never to ask (evaluate: a text file, one id per line)"
+    )
+    threshold: float | None = option(
+        None, "binarize continuous scores at >= X", range=THRESHOLD, metavar="X"
+    )
+    integration: str = option(
+        "mixture",
+        "how bayes combines item draws (see fluid_bayes.adaptive.ability)",
+        choices=INTEGRATIONS,
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.exclude, str):
+            raise OptionError(f"exclude must be a sequence of item ids, got {self.exclude!r}")
+        object.__setattr__(self, "exclude", tuple(str(i) for i in self.exclude))
+        check_fields(self)
+        if self.min_items > self.max_items:
+            raise OptionError(f"min_items ({self.min_items}) exceeds max_items ({self.max_items})")
+
+    @classmethod
+    def for_method(cls, method: str = "bayes", **options: Any) -> SessionConfig:
+        """The preset of ``method`` (see the module docstring), with overrides.
+
+        ``estimator`` and ``select`` given as ``None`` take the preset's.
+        """
+        if method not in METHODS:
+            raise OptionError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        estimator, select = METHODS[method]
+        if options.get("estimator") is None:
+            options["estimator"] = estimator
+        if options.get("select") is None:
+            options["select"] = select
+        return cls(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples as lists)."""
+        d = dataclasses.asdict(self)
+        d["exclude"] = list(self.exclude)
+        return d
