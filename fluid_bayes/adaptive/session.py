@@ -25,6 +25,7 @@ choices as an uninterrupted session.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -65,7 +66,10 @@ __all__ = [
 ]
 
 SESSION_FORMAT = "fluid-bayes-session"
-SESSION_VERSION = 1
+#: 2: each record also stores the estimate after it (checked on load); 1 is still read
+SESSION_VERSION = 2
+_BODY_KEYS = ("format", "version", "bank", "subject", "config", "records")
+_RECORD_KEYS = ("item", "answer", "y", "theta_mean", "theta_sd")
 
 
 def session_rng(seed: int, subject: str, step: int) -> np.random.Generator:
@@ -312,7 +316,13 @@ class Session:
             "subject": self.subject,
             "config": self.config.to_dict(),
             "records": [
-                {"item": s.item, "answer": raw, "y": s.answer}
+                {
+                    "item": s.item,
+                    "answer": raw,
+                    "y": s.answer,
+                    "theta_mean": s.theta_mean,
+                    "theta_sd": s.theta_sd,
+                }
                 for s, raw in zip(self._steps, self._raw, strict=True)
             ],
         }
@@ -330,41 +340,108 @@ class Session:
     def load(cls, path: str | Path, bank, *, arrays: BankArrays | None = None) -> Session:
         """Resume a saved session against ``bank`` (the same bank it was created with).
 
+        The file is trusted only as far as it can be checked: its structure (every key
+        and type), its checksum, its bank, and its records, which are replayed against
+        the bank: each stored 0/1 must be what the answer gives, and each stored
+        estimate what the replay gives. An edit that leaves a consistent session (with
+        the checksum recomputed) cannot be told from a real one; any other edit is
+        refused with the record and key that differ.
+
         Raises
         ------
         DataError
-            The file is not a session file, was edited (checksum mismatch), belongs to
-            another bank, or holds an invalid record.
+            The file is not a session file, was edited (checksum, structure or a
+            replayed record differs), belongs to another bank, or holds an invalid
+            record.
         """
         path = Path(path)
         try:
             d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: not a readable session file ({exc})") from None
         if not isinstance(d, dict) or d.get("format") != SESSION_FORMAT:
             raise DataError(f"{path}: not a fluid-bayes session file")
-        if d.get("version") != SESSION_VERSION:
-            raise DataError(f"{path}: session format version {d.get('version')} is not "
+        if d.get("version") not in (1, SESSION_VERSION):
+            raise DataError(f"{path}: session format version {d.get('version')!r} is not "
                             f"{SESSION_VERSION}")  # fmt: skip
         body = {k: v for k, v in d.items() if k != "checksum"}
         if d.get("checksum") != _checksum(body):
             raise DataError(f"{path}: checksum mismatch: the session file was edited or "
                             "corrupted after it was saved")  # fmt: skip
+        _check_structure(d, path)
         if d["bank"] != bank.config_hash:
             raise DataError(
                 f"{path}: the session was run against bank {d['bank']}, not {bank.config_hash}"
             )
         try:
             config = SessionConfig(**{**d["config"], "exclude": tuple(d["config"]["exclude"])})
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError) as exc:
             raise DataError(f"{path}: invalid session options ({exc})") from None
-        session = cls(bank, config, subject=d["subject"], arrays=arrays)
+        try:
+            session = cls(bank, config, subject=d["subject"], arrays=arrays)
+        except (DataError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
         for k, rec in enumerate(d["records"]):
+            where = f"{path}: record {k + 1} (item {rec['item']!r})"
             try:
                 session.record(rec["item"], rec["answer"])
             except DataError as exc:
                 raise DataError(f"{path}: record {k + 1}: {exc}") from None
+            step = session._steps[-1]
+            if step.answer != rec["y"]:
+                raise DataError(f"{where}: stored y = {rec['y']!r}, but answer "
+                                f"{rec['answer']!r} gives {step.answer}: the file was "
+                                "edited")  # fmt: skip
+            for key in ("theta_mean", "theta_sd") if "theta_mean" in rec else ():
+                replayed, stored = getattr(step, key), rec[key]
+                if not abs(replayed - stored) <= 1e-9 * max(1.0, abs(replayed)):
+                    raise DataError(f"{where}: stored {key} = {stored!r}, but replaying the "
+                                    f"answers gives {replayed!r}: the file was edited")  # fmt: skip
         return session
+
+
+def _check_structure(d: dict[str, Any], path: Path) -> None:
+    """Every key and type of a session file's body (before anything is built from it).
+
+    Raises
+    ------
+    DataError
+        Naming the missing, unknown or mistyped key (and record).
+    """
+    version = d["version"]
+
+    def keys(obj: Any, expected: tuple[str, ...], where: str) -> None:
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: {where} is not a JSON object")
+        missing = [k for k in expected if k not in obj]
+        extra = [k for k in obj if k not in expected]
+        if missing or extra:
+            raise DataError(f"{path}: {where}: " + "; ".join(
+                ([f"missing key(s) {missing}"] if missing else [])
+                + ([f"unknown key(s) {extra}"] if extra else [])))  # fmt: skip
+
+    keys(d, (*_BODY_KEYS, "checksum"), "the session")
+    for key in ("bank", "subject"):
+        if not isinstance(d[key], str):
+            raise DataError(f"{path}: {key} must be a string, got {d[key]!r}")
+    names = tuple(f.name for f in dataclasses.fields(SessionConfig))
+    keys(d["config"], names, "config")
+    exclude = d["config"]["exclude"]
+    if not isinstance(exclude, list) or not all(isinstance(i, str) for i in exclude):
+        raise DataError(f"{path}: config: exclude must be a list of item ids")
+    if not isinstance(d["records"], list):
+        raise DataError(f"{path}: records must be a list")
+    expected = _RECORD_KEYS if version >= 2 else _RECORD_KEYS[:3]
+    for k, rec in enumerate(d["records"]):
+        where = f"record {k + 1}"
+        keys(rec, expected, where)
+        if not isinstance(rec["item"], str):
+            raise DataError(f"{path}: {where}: item must be a string, got {rec['item']!r}")
+        if rec["y"] not in (0, 1) or isinstance(rec["y"], bool):
+            raise DataError(f"{path}: {where}: y must be 0 or 1, got {rec['y']!r}")
+        numbers = [rec["answer"]] + [rec[x] for x in expected[3:]]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+            raise DataError(f"{path}: {where}: answer and estimates must be numbers")
 
 
 def _checksum(body: dict[str, Any]) -> str:
