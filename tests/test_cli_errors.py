@@ -158,6 +158,8 @@ SESSION_CASES = {
     "exclude": ([], _exclude_first_item),
     "threshold": (["--threshold", "0.2"], ["--threshold", "0.9"]),
     "integration": ([], ["--integration", "weighted"]),
+    "round_size": ([], ["--round-size", "5"]),
+    "round_rule": (["--round-size", "5"], ["--round-size", "5", "--round-rule", "spread"]),
 }
 
 

@@ -88,6 +88,11 @@ EDITS = {
     "y not 0/1": (_set(("records", 0, "y"), 2), r"y must be 0 or 1"),
     "subject not a string": (_set(("subject",), None), r"subject must be a string"),
     "records not a list": (_set(("records",), {}), r"records must be a list"),
+    "context not an object": (_set(("context",), "lm-eval"), r"context must be an object"),
+    "pending not a list": (_set(("pending",), "q01"), r"pending must be a list of item ids"),
+    "pending item not in the bank": (_set(("pending",), ["zz"]), r"pending items \['zz'\]"),
+    "pending item answered": (
+        lambda d: d.__setitem__("pending", [d["records"][0]["item"]]), r"pending items"),
     "too many answers": (
         lambda d: d["records"].extend(
             {**d["records"][0], "item": f"q{j:02d}"} for j in range(30)
@@ -107,17 +112,21 @@ def test_edited_session_file_is_refused_clearly(edit, bank, saved):
     assert str(saved) in str(caught.value)
 
 
-def test_untouched_and_version_1_files_resume(bank, saved):
+@pytest.mark.parametrize("version", [1, 2])
+def test_untouched_and_older_version_files_resume(bank, saved, version):
     resumed = Session.load(saved, bank)
     assert resumed.n_items == 4
     d = json.loads(saved.read_text())
-    assert d["version"] == 2 and set(d["records"][0]) >= {"theta_mean", "theta_sd"}
+    assert d["version"] == 3 and set(d["records"][0]) >= {"theta_mean", "theta_sd"}
+    assert d["pending"] == [] and d["context"] == {}
 
-    def as_version_1(d):
-        d["version"] = 1
-        for rec in d["records"]:
-            del rec["theta_mean"], rec["theta_sd"]
+    def as_older(d):
+        d["version"] = version
+        del d["pending"], d["context"], d["config"]["round_size"], d["config"]["round_rule"]
+        if version == 1:
+            for rec in d["records"]:
+                del rec["theta_mean"], rec["theta_sd"]
 
-    _resigned(saved, as_version_1)
+    _resigned(saved, as_older)
     old = Session.load(saved, bank)
     assert old.result().theta == resumed.result().theta

@@ -39,10 +39,11 @@ around the posterior (:func:`fluid_bayes.adaptive.replay.score_all`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 
 from fluid_bayes.adaptive import kernels, paper_kernels
 from fluid_bayes.adaptive.options import ESTIMATORS, INTEGRATIONS
@@ -190,6 +191,16 @@ class MapState:
     def summary(self) -> AbilitySummary:
         """MAP, standard error and normal 94% interval (start, prior SD before answers)."""
         return AbilitySummary.normal(self.theta, self.se)
+
+    def copy(self) -> MapState:
+        """An independent copy (updating it leaves this state as it is)."""
+        new = copy.copy(self)
+        new._abc, new._series = self._abc.copy(), self._series.copy()
+        return new
+
+    def predictive(self, a: float, b: float) -> float:
+        """Probability of a right answer to an item ``(a, b)`` at the MAP (plug-in)."""
+        return float(expit(a * (self.theta - b)))
 
 
 def joint_weights(loglik: np.ndarray, log_prior: np.ndarray, integration: str) -> np.ndarray:
@@ -350,6 +361,32 @@ class GridState:
         """Kish effective sample size of the draws' weights (``S`` for ``mixture``)."""
         w = self._window_joint().sum(axis=1)
         return float(1.0 / np.sum(w**2))
+
+    def copy(self) -> GridState:
+        """An independent copy (updating it leaves this state as it is)."""
+        new = copy.copy(self)
+        new._w, new._log_scale = self._w.copy(), self._log_scale.copy()
+        new._answers = list(self._answers)
+        return new
+
+    def predictive(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Posterior predictive probability of a right answer to an item.
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray
+            The item's draws, shape ``(S,)`` (aligned with the state's draws).
+
+        Returns
+        -------
+        float
+            ``sum_{s, g} w_sg logistic(a_s (theta_g - b_s))`` over the posterior weights.
+        """
+        w = self._window_joint()
+        nodes = self.nodes[self.lo : self.hi]
+        a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[:, None]
+        x = a * (nodes[None, :] - b)
+        return float(np.sum(w * expit(x)))
 
     def summary(self) -> AbilitySummary:
         """Posterior mean, SD and 94% HDI of ability."""

@@ -80,8 +80,11 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
     ``w`` (S, G) holds ``exp(loglik + log_prior - log_scale[s])`` per (draw, node),
     each row scaled so that its window maximum is 1 (``log_scale`` (S,) keeps the
     scale, so that draws can still be compared). ``a, b`` (S,) are the item's draws,
-    ``y`` the answer. The likelihood ``logistic(+-x)``, ``x = a (node - b)``, needs
-    only ``e = exp(-|x|)``; with equally spaced nodes (``step`` > 0; 0 otherwise) ``x``
+    ``y`` the answer: 0/1, or a fractional ``y`` in (0, 1) for the tempered likelihood
+    ``logistic(x)^y logistic(-x)^(1 - y)`` (a fantasy answer,
+    :mod:`fluid_bayes.adaptive.rounds`). The likelihood ``logistic(+-x)``,
+    ``x = a (node - b)``, needs only ``e = exp(-|x|)``; with equally spaced nodes
+    (``step`` > 0; 0 otherwise) ``x``
     moves by a constant from node to node, so ``e`` is carried by one multiplication
     (recomputed exactly every 16 nodes, where ``x`` changes sign, and at every node
     for an item so steep that ``x`` moves by more than 30 per node). Weights below
@@ -96,7 +99,8 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
     """
     n_s = w.shape[0]
     n_w = hi - lo
-    sign = 1.0 if y == 1.0 else -1.0
+    frac = y != 0.0 and y != 1.0
+    sign = -1.0 if y == 0.0 else 1.0
     best = np.zeros(n_w)
     for s in range(n_s):
         ab = sign * a[s]
@@ -119,7 +123,10 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
             else:  # e = exp(x)
                 e *= up
             prev = x
-            v = w[s, g] * ((1.0 if x >= 0.0 else e) / (1.0 + e))
+            if frac:  # exp(y log logistic(x) + (1 - y) log logistic(-x))
+                v = w[s, g] * (math.exp(y * min(x, 0.0) - (1.0 - y) * max(x, 0.0)) / (1.0 + e))
+            else:
+                v = w[s, g] * ((1.0 if x >= 0.0 else e) / (1.0 + e))
             if v < 1e-300:
                 v = 0.0
             w[s, g] = v
@@ -291,7 +298,9 @@ def expected_information(a, b, theta, items):
 def grid_loglik_sum(a, b, y, nodes):
     """Log-likelihood of all answers ``y`` (K,) per (draw, node): (S, G).
 
-    ``a, b`` are (S, K) draws of the answered items.
+    ``a, b`` are (S, K) draws of the answered items; a ``y`` strictly between 0 and 1
+    counts as ``y log logistic(x) + (1 - y) log logistic(-x)`` (see
+    :func:`grid_weight_step`).
     """
     n_s, n_k = a.shape
     n_g = nodes.size
@@ -301,8 +310,13 @@ def grid_loglik_sum(a, b, y, nodes):
         g = k % n_g
         acc = 0.0
         for j in range(n_k):
-            sign = 1.0 if y[j] == 1.0 else -1.0
-            acc += log_expit(sign * a[s, j] * (nodes[g] - b[s, j]))
+            yj = y[j]
+            if yj == 0.0 or yj == 1.0:
+                sign = 1.0 if yj == 1.0 else -1.0
+                acc += log_expit(sign * a[s, j] * (nodes[g] - b[s, j]))
+            else:
+                x = a[s, j] * (nodes[g] - b[s, j])
+                acc += yj * log_expit(x) + (1.0 - yj) * log_expit(-x)
         out[s, g] = acc
     return out
 

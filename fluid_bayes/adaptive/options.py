@@ -27,11 +27,13 @@ from typing import Any
 from fluid_bayes.exceptions import OptionError
 from fluid_bayes.ranges import COUNT, SEED, THRESHOLD, Range, check_fields, option
 
-__all__ = ["ESTIMATORS", "INTEGRATIONS", "METHODS", "SELECTORS", "SessionConfig"]
+__all__ = ["ESTIMATORS", "INTEGRATIONS", "METHODS", "ROUND_RULES", "SELECTORS", "SessionConfig"]
 
 ESTIMATORS = ("bayes", "eap", "map")
 SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 INTEGRATIONS = ("mixture", "weighted")
+#: joint rules of a round of k items (:mod:`fluid_bayes.adaptive.rounds`)
+ROUND_RULES = ("believer", "believer-mode", "top", "spread")
 METHODS = {
     "bayes": ("bayes", "expected-fi"),
     "paper": ("map", "mfi"),
@@ -74,6 +76,11 @@ class SessionConfig:
         threshold).
     integration : {"mixture", "weighted"}
         How the ``bayes`` estimator combines item draws (:mod:`fluid_bayes.adaptive.ability`).
+    round_size : int
+        Items proposed per round by ``Session.next_items()`` and asked per round by
+        replays (>= 1; default 1, one item at a time).
+    round_rule : {"believer", "believer-mode", "top", "spread"}
+        How a round's items are chosen together (:mod:`fluid_bayes.adaptive.rounds`).
 
     Raises
     ------
@@ -121,6 +128,13 @@ class SessionConfig:
         "mixture",
         "how bayes combines item draws (see fluid_bayes.adaptive.ability)",
         choices=INTEGRATIONS,
+    )
+    round_size: int = option(1, "items proposed per round (replay: asked per round)", range=COUNT)
+    round_rule: str = option(
+        "believer",
+        "how a round's items are chosen together (see fluid_bayes.adaptive.rounds)",
+        choices=ROUND_RULES,
+        what="round rule",
     )
 
     def __post_init__(self) -> None:

@@ -7,10 +7,12 @@ reading the stored answers. Subjects are processed together:
 - ``paper`` (``map`` + ``mfi``): a compiled kernel runs all subjects, in parallel
   threads, each step a warm-started safeguarded Newton MAP and a pruned exact argmax
   (:func:`fluid_bayes.adaptive.paper_kernels.replay_paper`);
-- everything else (``bayes``, ``eap``, other rules): one
-  :class:`~fluid_bayes.adaptive.session.Session` per subject reading its stored answers; each
-  step is vectorized over item draws x ability nodes (a compiled kernel on the
-  posterior's window of the grid) and the bank's tables are shared by all subjects.
+- everything else (``bayes``, ``eap``, other rules, rounds of ``round_size`` > 1
+  items): one :class:`~fluid_bayes.adaptive.session.Session` per subject reading its
+  stored answers, a round at a time (:meth:`~fluid_bayes.adaptive.session.Session.next_items`,
+  answers recorded in the order proposed); each step is vectorized over item draws x
+  ability nodes (a compiled kernel on the posterior's window of the grid) and the
+  bank's tables are shared by all subjects.
 
 Both paths give the same items and estimates as :class:`~fluid_bayes.adaptive.session.Session`.
 
@@ -191,7 +193,8 @@ def replay(
     answers, report = align_to_bank(arrays.items, data)
     probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
     observed = dict(zip(data.subjects, observed_accuracy(answers).tolist(), strict=True))
-    if config.estimator == "map" and config.select == "mfi" and config.randomesque == 1:
+    paper = config.estimator == "map" and config.select == "mfi" and config.randomesque == 1
+    if paper and config.round_size == 1:
         results = _replay_paper(probe, arrays, answers, data.subjects)
     else:
         results = [_replay_one(bank, config, arrays, answers[k], s)
@@ -201,16 +204,17 @@ def replay(
 
 def _replay_one(bank, config, arrays, row, subject) -> SessionResult:
     session = Session(bank, config, subject=subject, arrays=arrays)
-    unanswered = np.isnan(row)
-    session._unavailable |= unanswered  # never asked: the subject has no answer
-    while (item := session.next_item()) is not None:
-        session.record(item, row[session._index[item]])
+    session.withhold(np.asarray(arrays.items)[np.isnan(row)])  # no answer: never asked
+    answers = dict(zip(arrays.items, row.tolist(), strict=True))
+    while items := session.next_items():  # rounds of config.round_size items
+        for item in items:
+            session.record(item, answers[item])
     return session.result()
 
 
 def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list[SessionResult]:
     cfg, rule = probe.config, probe.stop_rule
-    excluded = probe._unavailable.copy()
+    excluded = ~probe.available
     items, theta, se = paper_kernels.replay_paper(
         answers, arrays.a_point, arrays.b_point, arrays.order, arrays.mfi_ranking, excluded,
         np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,

@@ -25,8 +25,6 @@ choices as an uninterrupted session.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import zlib
@@ -45,12 +43,19 @@ from fluid_bayes.adaptive.ability import (
 )
 from fluid_bayes.adaptive.options import METHODS, SessionConfig
 from fluid_bayes.adaptive.results import SessionResult, Step, Trajectory
+from fluid_bayes.adaptive.rounds import plan_round
 from fluid_bayes.adaptive.selection import (
     BankArrays,
     criterion,
     expected_fi_fast,
     mfi_fast,
     pick,
+)
+from fluid_bayes.adaptive.session_file import (
+    SESSION_FORMAT,
+    SESSION_VERSION,
+    checksum,
+    read_session_file,
 )
 from fluid_bayes.adaptive.stopping import StopRule, auto_sd_threshold
 from fluid_bayes.exceptions import DataError
@@ -64,12 +69,6 @@ __all__ = [
     "Trajectory",
     "run_session",
 ]
-
-SESSION_FORMAT = "fluid-bayes-session"
-#: 2: each record also stores the estimate after it (checked on load); 1 is still read
-SESSION_VERSION = 2
-_BODY_KEYS = ("format", "version", "bank", "subject", "config", "records")
-_RECORD_KEYS = ("item", "answer", "y", "theta_mean", "theta_sd")
 
 
 def session_rng(seed: int, subject: str, step: int) -> np.random.Generator:
@@ -124,10 +123,15 @@ class Session:
         subject: str = "",
         arrays: BankArrays | None = None,
         autosave: str | Path | None = None,
+        context: dict[str, Any] | None = None,
         method: str = "bayes",
         **options: Any,
     ) -> None:
         self.bank = bank
+        #: Free-form JSON description of where the answers come from (e.g. the harness,
+        #: its tasks and the model of a live run); saved with the session and checked by
+        #: whoever resumes it.
+        self.context: dict[str, Any] = dict(context or {})
         self.config = config or SessionConfig.for_method(method, **options)
         self.subject = str(subject)
         self.arrays = arrays or BankArrays.from_bank(bank)
@@ -161,7 +165,7 @@ class Session:
             )
         self._steps: list[Step] = []
         self._raw: list[Any] = []
-        self._pending: int | None = None
+        self._pending: list[int] = []  # the round in progress: proposed, not answered
         self._reason = self.stop_rule.reason(0, np.inf, int((~self._unavailable).sum()))
 
     # ---------------------------------------------------------------- state
@@ -195,6 +199,36 @@ class Session:
         """
         return self.arrays.nodes, self._grid_weights()
 
+    @property
+    def available(self) -> np.ndarray:
+        """Boolean mask over ``arrays.items``: items that may still be asked (a copy)."""
+        return ~self._unavailable
+
+    def withhold(self, item_ids) -> None:
+        """Items this subject cannot be asked (say, a replay's items without an answer).
+
+        They are never proposed, like ``config.exclude``, and the session is exhausted
+        when only they are left; a round in progress that holds one is dropped.
+
+        Raises
+        ------
+        DataError
+            An id not in the bank.
+        """
+        js = []
+        for item in item_ids:
+            if item not in self._index:
+                raise DataError(f"item {item!r} is not in the bank")
+            js.append(self._index[item])
+        self._unavailable[js] = True
+        if set(js) & set(self._pending):
+            self._pending = []
+        if not self._pending and not self.done:
+            est = self.estimate()
+            n_left = int((~self._unavailable).sum())
+            self._reason = self.stop_rule.reason(self.n_items, est.sd if self.n_items else np.inf,
+                                                 n_left)  # fmt: skip
+
     def _point(self) -> float:
         if self.n_items == 0:
             return self.start_ability
@@ -204,45 +238,99 @@ class Session:
     def next_item(self) -> str | None:
         """The item to ask next, or ``None`` when the session has stopped.
 
-        Calling it again before :meth:`record` returns the same item.
+        Calling it again before :meth:`record` returns the same item (while a round of
+        :meth:`next_items` is in progress, its first unanswered item).
         """
-        if self.done:
-            return None
-        if self._pending is None:
-            self._pending = self._choose()
-        return self.arrays.items[self._pending]
+        items = self.next_items(1)
+        return items[0] if items else None
 
-    def _choose(self) -> int:
+    def next_items(self, k: int | None = None) -> list[str]:
+        """The next round: up to ``k`` items to ask at once (empty once stopped).
+
+        The items are chosen together by ``config.round_rule``
+        (:mod:`fluid_bayes.adaptive.rounds`), never more than the budget left
+        (``max_items`` less the answers recorded) nor more than are left to ask. Their
+        answers may be recorded in any order. The stopping rule is applied when the
+        round is answered, not within it (every answer of a round is taken: an SD stop
+        may come up to ``k - 1`` items after the SD target was met, never past
+        ``max_items``). Until then the round is pending: calling again returns its
+        unanswered items (the first ``k`` of them), and :meth:`save` stores them.
+
+        Parameters
+        ----------
+        k : int, optional
+            Round size (>= 1; default ``config.round_size``). ``next_items(1)`` is
+            ``[next_item()]``.
+
+        Returns
+        -------
+        list of str
+            Distinct item ids, in the order chosen.
+        """
+        k = self.config.round_size if k is None else k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if self.done:
+            return []
+        if not self._pending:
+            rule = "top" if self.config.select == "random" else self.config.round_rule
+            self._pending = plan_round(
+                rule, min(int(k), self.stop_rule.max_items - self.n_items),
+                choose=self._choose, believe=self._believe, state=self._state,
+                theta=self._point(), sd=self.estimate().sd, unavailable=self._unavailable,
+                step=self.n_items,
+            )  # fmt: skip
+        return [self.arrays.items[j] for j in self._pending[:k]]
+
+    def _choose(self, state, theta: float | None, unavailable: np.ndarray, step: int) -> int:
+        """Bank index of the rule's item for ``state`` at ``theta`` (None: its mean); -1: none."""
         cfg = self.config
-        theta = self._point()
+        theta = state.summary().mean if theta is None else theta
         if cfg.select == "mfi" and cfg.randomesque == 1:
-            return mfi_fast(self.arrays, theta, self._unavailable)
+            return mfi_fast(self.arrays, theta, unavailable)
         if cfg.select == "expected-fi" and cfg.randomesque == 1:
-            return expected_fi_fast(self.arrays, theta, self._unavailable)
+            return expected_fi_fast(self.arrays, theta, unavailable)
         weights = None
         if cfg.select == "mpwi":
-            weights = self._grid_weights()[None, :]
+            weights = self._grid_weights(state)[None, :]
         scores = criterion(cfg.select, self.arrays, theta=np.array([theta]), weights=weights)
         rng = None
         if cfg.select == "random" or cfg.randomesque > 1:
-            rng = session_rng(cfg.seed, self.subject, self.n_items)
+            rng = session_rng(cfg.seed, self.subject, step)
         j = pick(
-            cfg.select, self.arrays, scores, self._unavailable[None, :],
+            cfg.select, self.arrays, scores, unavailable[None, :],
             theta=np.array([theta]), rngs=None if rng is None else [rng],
             randomesque=cfg.randomesque,
         )[0]  # fmt: skip
         return int(j)
 
-    def _grid_weights(self) -> np.ndarray:
-        if isinstance(self._state, GridState):
-            return self._state.marginal()
-        est = self.estimate()
+    def _params(self, j: int) -> tuple:
+        """Item ``j``'s parameters as the state takes them: draws ``(S,)``, or the point."""
+        if isinstance(self._state, MapState):
+            return self.arrays.a_point[j], self.arrays.b_point[j]
+        return self._item_a[:, j], self._item_b[:, j]
+
+    def _believe(self, state, j: int, fractional: bool):
+        """A copy of ``state`` updated with the expected answer to item ``j`` (a fantasy)."""
+        a, b = self._params(j)
+        p = state.predictive(a, b)
+        new = state.copy()
+        new.update(a, b, p if fractional else float(p >= 0.5))
+        return new
+
+    def _grid_weights(self, state=None) -> np.ndarray:
+        state = self._state if state is None else state
+        if isinstance(state, GridState):
+            return state.marginal()
+        est = state.summary()
         return np.exp(normal_log_prior(self.arrays.nodes, est.mean, est.sd))
 
     def record(self, item_id: str, answer: Any) -> None:
         """Record the subject's answer to ``item_id`` (0/1, or a score in [0, 1]).
 
-        Any bank item not yet asked may be recorded, not only the suggested one.
+        Any bank item not yet asked may be recorded, not only the suggested ones; one
+        outside the round in progress (:meth:`next_items`) ends that round (its other
+        items were chosen without this answer).
 
         Raises
         ------
@@ -261,17 +349,19 @@ class Session:
         if self.done:
             raise DataError(f"the session has stopped ({self._reason}); no more answers")
         y = binarize(answer, self.threshold, item=item_id)
-        arr = self.arrays
-        if isinstance(self._state, MapState):
-            self._state.update(arr.a_point[j], arr.b_point[j], float(y))
-        else:
-            self._state.update(self._item_a[:, j], self._item_b[:, j], float(y))
+        self._state.update(*self._params(j), float(y))
         self._unavailable[j] = True
-        self._pending = None
+        if j in self._pending:
+            self._pending.remove(j)
+        else:
+            self._pending = []
         est = self.estimate()
         self._steps.append(Step(item_id, y, est.mean, est.sd))
-        self._raw.append(answer if isinstance(answer, (int, float)) else float(answer))
-        self._reason = self.stop_rule.reason(self.n_items, est.sd, int((~self._unavailable).sum()))
+        plain = isinstance(answer, (int, float)) and not isinstance(answer, bool)
+        self._raw.append(answer if plain else float(answer))  # JSON keeps the number
+        if not self._pending:  # stop between rounds
+            n_left = int((~self._unavailable).sum())
+            self._reason = self.stop_rule.reason(self.n_items, est.sd, n_left)
         if self.autosave is not None:
             self.save(self.autosave)
 
@@ -315,6 +405,7 @@ class Session:
             "bank": self.bank.config_hash,
             "subject": self.subject,
             "config": self.config.to_dict(),
+            "context": self.context,
             "records": [
                 {
                     "item": s.item,
@@ -325,8 +416,9 @@ class Session:
                 }
                 for s, raw in zip(self._steps, self._raw, strict=True)
             ],
+            "pending": [self.arrays.items[j] for j in self._pending],
         }
-        return {**body, "checksum": _checksum(body)}
+        return {**body, "checksum": checksum(body)}
 
     def save(self, path: str | Path) -> Path:
         """Write the session as JSON atomically (write a temporary file, then rename)."""
@@ -355,20 +447,7 @@ class Session:
             record.
         """
         path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a readable session file ({exc})") from None
-        if not isinstance(d, dict) or d.get("format") != SESSION_FORMAT:
-            raise DataError(f"{path}: not a fluid-bayes session file")
-        if d.get("version") not in (1, SESSION_VERSION):
-            raise DataError(f"{path}: session format version {d.get('version')!r} is not "
-                            f"{SESSION_VERSION}")  # fmt: skip
-        body = {k: v for k, v in d.items() if k != "checksum"}
-        if d.get("checksum") != _checksum(body):
-            raise DataError(f"{path}: checksum mismatch: the session file was edited or "
-                            "corrupted after it was saved")  # fmt: skip
-        _check_structure(d, path)
+        d = read_session_file(path)
         if d["bank"] != bank.config_hash:
             raise DataError(
                 f"{path}: the session was run against bank {d['bank']}, not {bank.config_hash}"
@@ -378,9 +457,17 @@ class Session:
         except (TypeError, ValueError) as exc:
             raise DataError(f"{path}: invalid session options ({exc})") from None
         try:
-            session = cls(bank, config, subject=d["subject"], arrays=arrays)
+            session = cls(
+                bank, config, subject=d["subject"], arrays=arrays, context=d.get("context", {})
+            )
         except (DataError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None
+        pending = d.get("pending", [])
+        # the recorded items and the pending ones as one round: the stop rule waits
+        # for its end, as it did for the rounds of the saved session
+        index = session._index
+        session._pending = [index[r["item"]] for r in d["records"] if r["item"] in index]
+        session._pending += [index.get(i, -1) for i in pending]
         for k, rec in enumerate(d["records"]):
             where = f"{path}: record {k + 1} (item {rec['item']!r})"
             try:
@@ -397,55 +484,13 @@ class Session:
                 if not abs(replayed - stored) <= 1e-9 * max(1.0, abs(replayed)):
                     raise DataError(f"{where}: stored {key} = {stored!r}, but replaying the "
                                     f"answers gives {replayed!r}: the file was edited")  # fmt: skip
+        js = session._pending  # now the pending items alone
+        left = session.stop_rule.max_items - session.n_items
+        valid = all(j >= 0 and not session._unavailable[j] for j in js)
+        if not valid or len(set(js)) < len(js) or len(js) > left:
+            raise DataError(f"{path}: pending items {pending} are not distinct items of the "
+                            "bank left to ask within max_items")  # fmt: skip
         return session
-
-
-def _check_structure(d: dict[str, Any], path: Path) -> None:
-    """Every key and type of a session file's body (before anything is built from it).
-
-    Raises
-    ------
-    DataError
-        Naming the missing, unknown or mistyped key (and record).
-    """
-    version = d["version"]
-
-    def keys(obj: Any, expected: tuple[str, ...], where: str) -> None:
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}: {where} is not a JSON object")
-        missing = [k for k in expected if k not in obj]
-        extra = [k for k in obj if k not in expected]
-        if missing or extra:
-            raise DataError(f"{path}: {where}: " + "; ".join(
-                ([f"missing key(s) {missing}"] if missing else [])
-                + ([f"unknown key(s) {extra}"] if extra else [])))  # fmt: skip
-
-    keys(d, (*_BODY_KEYS, "checksum"), "the session")
-    for key in ("bank", "subject"):
-        if not isinstance(d[key], str):
-            raise DataError(f"{path}: {key} must be a string, got {d[key]!r}")
-    names = tuple(f.name for f in dataclasses.fields(SessionConfig))
-    keys(d["config"], names, "config")
-    exclude = d["config"]["exclude"]
-    if not isinstance(exclude, list) or not all(isinstance(i, str) for i in exclude):
-        raise DataError(f"{path}: config: exclude must be a list of item ids")
-    if not isinstance(d["records"], list):
-        raise DataError(f"{path}: records must be a list")
-    expected = _RECORD_KEYS if version >= 2 else _RECORD_KEYS[:3]
-    for k, rec in enumerate(d["records"]):
-        where = f"record {k + 1}"
-        keys(rec, expected, where)
-        if not isinstance(rec["item"], str):
-            raise DataError(f"{path}: {where}: item must be a string, got {rec['item']!r}")
-        if rec["y"] not in (0, 1) or isinstance(rec["y"], bool):
-            raise DataError(f"{path}: {where}: y must be 0 or 1, got {rec['y']!r}")
-        numbers = [rec["answer"]] + [rec[x] for x in expected[3:]]
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
-            raise DataError(f"{path}: {where}: answer and estimates must be numbers")
-
-
-def _checksum(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def run_session(
@@ -476,6 +521,7 @@ def run_session(
     SessionResult
     """
     session = Session(bank, subject=subject, arrays=arrays, **options)
-    while (item := session.next_item()) is not None:
-        session.record(item, responder(item))
+    while items := session.next_items():  # rounds of config.round_size items
+        for item in items:
+            session.record(item, responder(item))
     return session.result()

@@ -28,6 +28,7 @@ import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -159,11 +160,11 @@ class DocumentMap:
             docs.append(doc)
         return cls(items, tuple(tasks), tuple(docs), source="canonical ids")
 
-    @property
+    @cached_property  # built once per map (a frozen dataclass keeps no other state)
     def _index(self) -> dict[str, int]:
         return {item: k for k, item in enumerate(self.items)}
 
-    @property
+    @cached_property
     def _by_document(self) -> dict[tuple[str, str], str]:
         return {(t, d): i for i, t, d in zip(self.items, self.tasks, self.doc_ids, strict=True)}
 

@@ -17,6 +17,7 @@ another bank, harness, task set or model is refused before anything runs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ def run_rounds(
     *,
     config: SessionConfig | None = None,
     subject: str = "",
-    round_size: int = DEFAULT_ROUND_SIZE,
+    round_size: int | None = None,
     session_path: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     **options: Any,
@@ -184,8 +185,10 @@ def run_rounds(
         Session options; else built from ``method=`` and ``**options``.
     subject : str
         Label of the model in the result.
-    round_size : int
-        Items per harness call (>= 1).
+    round_size : int, optional
+        Items per harness call (>= 1); given, it replaces ``config.round_size`` (the
+        session's round size, which a resumed session must share); else, without
+        ``config``, :data:`DEFAULT_ROUND_SIZE`.
     session_path : str or Path, optional
         Session file, saved after every round; an existing one is resumed.
     progress : callable, optional
@@ -203,9 +206,15 @@ def run_rounds(
     HarnessRunError
         The harness failed in a round (the answers before it are in the session file).
     """
-    if isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1:
+    if round_size is not None and (
+        isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1
+    ):
         raise DataError(f"round size must be an integer >= 1, got {round_size!r}")
-    config = config or SessionConfig.for_method(options.pop("method", "bayes"), **options)
+    if config is None:
+        k = DEFAULT_ROUND_SIZE if round_size is None else round_size
+        config = SessionConfig.for_method(options.pop("method", "bayes"), round_size=k, **options)
+    elif round_size is not None and round_size != config.round_size:
+        config = dataclasses.replace(config, round_size=round_size)
     documents = bank_documents(bank)
     runner.check(documents)
     sizes = runner.task_sizes()
@@ -222,7 +231,7 @@ def run_rounds(
         say(f"resumed {path}: {resumed} answers kept, none run again")
     rounds: list[Round] = []
     while not session.done:
-        items = tuple(session.next_items(round_size))
+        items = tuple(session.next_items())
         if not items:
             break
         requests = documents.lookup(items)
