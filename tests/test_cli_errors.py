@@ -159,7 +159,7 @@ SESSION_CASES = {
     "threshold": (["--threshold", "0.2"], ["--threshold", "0.9"]),
     "integration": ([], ["--integration", "weighted"]),
     "round_size": ([], ["--round-size", "5"]),
-    "round_rule": (["--round-size", "5"], ["--round-size", "5", "--round-rule", "spread"]),
+    "round_rule": (["--round-size", "5"], ["--round-size", "5", "--round-rule", "believer"]),
 }
 
 

@@ -33,7 +33,7 @@ ESTIMATORS = ("bayes", "eap", "map")
 SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
 INTEGRATIONS = ("mixture", "weighted")
 #: joint rules of a round of k items (:mod:`fluid_bayes.adaptive.rounds`)
-ROUND_RULES = ("believer", "believer-mode", "top", "spread")
+ROUND_RULES = ("spread", "believer", "believer-mode", "top")
 METHODS = {
     "bayes": ("bayes", "expected-fi"),
     "paper": ("map", "mfi"),
@@ -79,8 +79,9 @@ class SessionConfig:
     round_size : int
         Items proposed per round by ``Session.next_items()`` and asked per round by
         replays (>= 1; default 1, one item at a time).
-    round_rule : {"believer", "believer-mode", "top", "spread"}
-        How a round's items are chosen together (:mod:`fluid_bayes.adaptive.rounds`).
+    round_rule : {"spread", "believer", "believer-mode", "top"}
+        How a round's items are chosen together (:mod:`fluid_bayes.adaptive.rounds`;
+        default ``spread``, chosen by ``benchmarks/rounds.py``).
 
     Raises
     ------
@@ -131,7 +132,7 @@ class SessionConfig:
     )
     round_size: int = option(1, "items proposed per round (replay: asked per round)", range=COUNT)
     round_rule: str = option(
-        "believer",
+        "spread",
         "how a round's items are chosen together (see fluid_bayes.adaptive.rounds)",
         choices=ROUND_RULES,
         what="round rule",
