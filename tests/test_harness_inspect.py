@@ -333,7 +333,7 @@ def test_cli_run_inspect_json_and_resume(chem, tmp_path, capsys):
         "scorer=choice())\n"
     )
     argv = ["run", "inspect", "--bank", str(path), "--task", f"{task_file}@chem_sim",
-            "--model", model(0.8, 51), "--model-args", f"bank={path}", "--log-dir",
+            "--model", model(0.8, 51), "--log-dir",  # fluidsim answers the --bank
             str(tmp_path / "logs"), "--session", str(tmp_path / "s.json"), "--round-size", "3",
             "--max-items", "6", "--json", "--quiet"]  # fmt: skip
     assert main(argv) == 0
@@ -346,8 +346,8 @@ def test_cli_run_inspect_json_and_resume(chem, tmp_path, capsys):
     assert again["items"] == first["items"]
     assert main([*argv[:-4], "--max-items", "0", "--quiet"]) == 2
     assert "--max-items" in capsys.readouterr().err
-    at = argv.index("--model-args") + 1
-    failing = [*argv[:at], f"bank={path}", "fail_after=1", *argv[at + 1 :]]
+    at = argv.index("--log-dir")
+    failing = [*argv[:at], "--model-args", f"bank={path}", "fail_after=1", *argv[at:]]
     failing[failing.index("--session") + 1] = str(tmp_path / "f.json")
     assert main(failing) == 4  # the model fails in round 1: one line, resumable
     err = capsys.readouterr().err.strip()

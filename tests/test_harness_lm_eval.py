@@ -301,7 +301,7 @@ def test_cli_run_lm_eval_prints_rounds_json_and_resumes(mmlu, tmp_path, capsys):
     bank, path = mmlu
     session = tmp_path / "runs" / "x.json"
     argv = ["run", "lm-eval", "--bank", str(path), "--model", "fluid-sim", "--model-args",
-            f"bank={path},theta=0.8,seed=51", "--session", str(session), "--round-size", "3",
+            "theta=0.8,seed=51", "--session", str(session), "--round-size", "3",  # bank: --bank
             "--max-items", "6", "--stop-sd", "auto"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr()

@@ -89,7 +89,7 @@ def _add_inspect(rsub: Any) -> None:
                    "(the shipped MMLU-Redux questions)")  # fmt: skip
     p.add_argument("--model", required=True,
                    help="provider/name, e.g. openai/gpt-4o or fluidsim/theta=0.5:seed=1 "
-                   "(the simulated model; needs --model-args bank=BANK.nc)")  # fmt: skip
+                   "(the simulated model; it answers the --bank unless -M bank=FILE)")  # fmt: skip
     p.add_argument("--model-args", "-M", nargs="+", action="extend", default=[],
                    type=key_values, metavar="K=V", help="model provider arguments")  # fmt: skip
     p.add_argument("--task-args", "-T", nargs="+", action="extend", default=[],
@@ -120,7 +120,8 @@ def _add_lm_eval(rsub: Any) -> None:
     _add_live_args(p)
     p.add_argument("--model", required=True,
                    help="lm-eval model: hf, vllm, local-completions, ... or fluid-sim (the "
-                   "simulated model: --model-args bank=BANK.nc,theta=X,seed=N)")  # fmt: skip
+                   "simulated model: --model-args theta=X,seed=N[,bank=BANK.nc], by default "
+                   "the --bank)")  # fmt: skip
     p.add_argument("--model-args", default="", metavar="K=V,...",
                    help="the model's arguments as lm-eval takes them, e.g. "
                    "pretrained=./ckpt,dtype=bfloat16")  # fmt: skip
@@ -183,6 +184,8 @@ def _report(live: Any, args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     config = _config(args)  # every option checked before the bank is loaded
     model_args, task_args = _pairs(args, "model_args"), _pairs(args, "task_args")
+    if args.model.startswith("fluidsim/") or args.model == "fluidsim":
+        model_args.setdefault("bank", args.bank)  # the simulated model answers this bank
     from fluid_bayes.harness.inspect import require_inspect
 
     require_inspect()  # the missing extra is the first error, before the bank loads
@@ -211,6 +214,11 @@ def _cmd_lm_eval(args: argparse.Namespace) -> int:
     require_lm_eval()  # the missing extra is the first error, before the bank loads
     from fluid_bayes.harness.lm_eval import run_live
 
+    model_args = args.model_args
+    if args.model == "fluid-sim" and not any(
+        kv.split("=", 1)[0].strip() == "bank" for kv in model_args.split(",")
+    ):  # the simulated model answers the bank being run unless told otherwise
+        model_args = ",".join(filter(None, [model_args, f"bank={args.bank}"]))
     eval_args: dict[str, Any] = {}
     if args.num_fewshot is not None:
         eval_args["num_fewshot"] = args.num_fewshot
@@ -219,7 +227,7 @@ def _cmd_lm_eval(args: argparse.Namespace) -> int:
     live = run_live(
         args.bank,
         args.model,
-        model_args=args.model_args,
+        model_args=model_args,
         include_path=args.include_path,
         metric=args.metric,
         filter=args.filter,
