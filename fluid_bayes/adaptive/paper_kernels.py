@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from fluid_bayes.adaptive.kernels import expit, map_newton, mfi_argmax_ranked
+from fluid_bayes.adaptive.stopping import GO_ON, stop_code
 
 __all__ = [
     "ORDER",
@@ -213,10 +214,10 @@ def replay_paper(
         Items no session may use.
     start : float64 (n_subjects,)
         Ability at which the first item is chosen.
-    n_max, min_items : int
-        Most and least items per session.
-    sd_stop : float
-        Stop once the standard error ``1 / sqrt(H)`` falls below it (0 disables).
+    n_max, min_items, sd_stop : int, int, float
+        The stop rule, :meth:`~fluid_bayes.adaptive.stopping.StopRule.kernel_args`:
+        each session stops where :func:`~fluid_bayes.adaptive.stopping.stop_code` says,
+        the standard error ``1 / sqrt(H)`` standing for the posterior SD.
     mu0, prec0, lo, hi : float
         Prior mean and precision, ability range.
 
@@ -235,9 +236,12 @@ def replay_paper(
     se_out = np.full((n_subj, n_max), np.nan)
     for s in prange(n_subj):
         unavailable = excluded.copy()
+        n_left = 0
         for j in range(n_items):
             if math.isnan(answers[s, j]):
                 unavailable[j] = True
+            if not unavailable[j]:
+                n_left += 1
         ka = np.empty(n_max)
         kb = np.empty(n_max)
         ky = np.empty(n_max)
@@ -253,6 +257,7 @@ def replay_paper(
             if j < 0:
                 break
             unavailable[j] = True
+            n_left -= 1
             ka[t] = a[j]
             kb[t] = b[j]
             ky[t] = answers[s, j]
@@ -261,6 +266,6 @@ def replay_paper(
             theta_out[s, t] = theta
             se = 1.0 / math.sqrt(h)
             se_out[s, t] = se
-            if sd_stop > 0.0 and t + 1 >= min_items and se < sd_stop:
+            if stop_code(t + 1, se, n_left, n_max, min_items, sd_stop) != GO_ON:
                 break
     return items, theta_out, se_out

@@ -28,21 +28,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fluid_bayes.adaptive import kernels, paper_kernels
+from fluid_bayes.adaptive import paper_kernels
 from fluid_bayes.adaptive.ability import (
     THETA_RANGE,
     AbilitySummary,
-    grid_summary,
-    joint_weights,
-    map_ability,
-    normal_log_prior,
 )
+from fluid_bayes.adaptive.estimators import ESTIMATOR_RULES
 from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.adaptive.session import Session, SessionConfig, SessionResult, Trajectory
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
 
 __all__ = [
+    "COMPILED_REPLAYS",
     "ReplayReport",
     "ReplayResult",
     "align_to_bank",
@@ -193,9 +191,9 @@ def replay(
     answers, report = align_to_bank(arrays.items, data)
     probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
     observed = dict(zip(data.subjects, observed_accuracy(answers).tolist(), strict=True))
-    paper = config.estimator == "map" and config.select == "mfi" and config.randomesque == 1
-    if paper and config.round_size == 1:
-        results = _replay_paper(probe, arrays, answers, data.subjects)
+    compiled = COMPILED_REPLAYS.get((config.estimator, config.select))
+    if compiled is not None and config.randomesque == 1 and config.round_size == 1:
+        results = compiled(probe, arrays, answers, data.subjects)
     else:
         results = [_replay_one(bank, config, arrays, answers[k], s)
                    for k, s in enumerate(data.subjects)]  # fmt: skip
@@ -217,8 +215,8 @@ def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list
     excluded = ~probe.available
     items, theta, se = paper_kernels.replay_paper(
         answers, arrays.a_point, arrays.b_point, arrays.order, arrays.mfi_ranking, excluded,
-        np.full(len(subjects), probe.start_ability), rule.max_items, rule.min_items,
-        rule.sd or 0.0, cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,
+        np.full(len(subjects), probe.start_ability), *rule.kernel_args(),
+        cfg.prior_mean, cfg.prior_sd**-2, *THETA_RANGE,
     )  # fmt: skip
     ids = arrays.items
     n_done = (items >= 0).sum(axis=1)
@@ -237,6 +235,12 @@ def _replay_paper(probe: Session, arrays: BankArrays, answers, subjects) -> list
         out.append(SessionResult(subject, probe.bank.config_hash, "map", "mfi", est,
                                  *map(float, acc[k]), reason, steps))  # fmt: skip
     return out
+
+
+#: compiled replays of all subjects at once, by (estimator, selection rule): the same
+#: rules as the session's (the stop rule through the same compiled ``stop_code``), for
+#: ``randomesque=1`` and rounds of one item; the rest replays session by session
+COMPILED_REPLAYS = {("map", "mfi"): _replay_paper}
 
 
 def score_all(
@@ -274,24 +278,15 @@ def score_all(
     arrays = arrays or BankArrays.from_bank(bank)
     answers, _ = align_to_bank(arrays.items, data)
     observed = observed_accuracy(answers)
-    nodes = arrays.nodes
-    if estimator != "map":
-        a_all, b_all = arrays.item_params(estimator)
+    if estimator not in ESTIMATOR_RULES:
+        names = ", ".join(ESTIMATOR_RULES)
+        raise ValueError(f"unknown estimator {estimator!r}; choose from {names}")
+    rule = ESTIMATOR_RULES[estimator]
     rows = []
     for k in range(data.n_subjects):
         m = ~np.isnan(answers[k])
-        y = answers[k, m]
-        if estimator == "map":
-            th, se = map_ability(y, arrays.a_point[m], arrays.b_point[m],
-                                 prior_mean=prior_mean, prior_sd=prior_sd)  # fmt: skip
-            est = AbilitySummary.normal(th, se)
-        else:
-            a, b = np.ascontiguousarray(a_all[:, m]), np.ascontiguousarray(b_all[:, m])
-            est = _grid_estimate(a, b, y, nodes, prior_mean, prior_sd)
-            if est.sd < 0.1:  # refine: 241 nodes over the posterior's neighbourhood
-                half = max(12 * est.sd, 0.25)
-                fine = np.linspace(est.mean - half, est.mean + half, nodes.size)
-                est = _grid_estimate(a, b, y, fine, prior_mean, prior_sd)
+        est = rule.score_answers(arrays, answers[k, m], m, prior_mean=prior_mean,
+                                 prior_sd=prior_sd)  # fmt: skip
         rows.append({"subject": data.subjects[k], "theta_mean": est.mean, "theta_sd": est.sd,
                      "theta_hdi_low": est.hdi_low, "theta_hdi_high": est.hdi_high,
                      "n_answered": int(m.sum()),
@@ -316,9 +311,3 @@ def observed_accuracy(answers: np.ndarray) -> np.ndarray:
     n = (~np.isnan(answers)).sum(axis=1)
     right = np.nansum(answers, axis=1)
     return np.where(n > 0, right / np.maximum(n, 1), np.nan)
-
-
-def _grid_estimate(a, b, y, nodes, prior_mean, prior_sd) -> AbilitySummary:
-    ll = kernels.grid_loglik_sum(a, b, np.ascontiguousarray(y), nodes)
-    w = joint_weights(ll, normal_log_prior(nodes, prior_mean, prior_sd), "mixture")
-    return grid_summary(nodes, w.sum(axis=0)[None, :])[0]

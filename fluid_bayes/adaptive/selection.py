@@ -23,6 +23,7 @@ administered, excluded or (in replay) not answered by the subject are never chos
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,8 +35,10 @@ from fluid_bayes.adaptive.options import SELECTORS
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 
 __all__ = [
+    "SELECTION_RULES",
     "SELECTORS",
     "BankArrays",
+    "SelectionRule",
     "criterion",
     "expected_fi_fast",
     "mfi_fast",
@@ -164,16 +167,6 @@ class BankArrays:
         if "acc" not in self._tables:
             self._build_tables()
         return self._tables["acc"]
-
-    def item_params(self, estimator: str) -> tuple[np.ndarray, np.ndarray]:
-        """Item parameters a grid estimator integrates over, each shape ``(S', N)``.
-
-        ``bayes``: all posterior draws (``S' = S``); ``eap``: the point estimates as a
-        single draw (``S' = 1``).
-        """
-        if estimator == "bayes":
-            return self.a, self.b
-        return self.a_point[None, :], self.b_point[None, :]
 
     def point_accuracy(self, theta: np.ndarray) -> np.ndarray:
         """Mean over bank items of ``p(correct | theta)`` on point parameters."""
@@ -333,3 +326,84 @@ def mfi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
             *arrays.mfi_ranking,
         )
     )
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """One selection rule of the adaptive loop: how it scores items, how it chooses.
+
+    Every user of a rule (:class:`~fluid_bayes.adaptive.session.Session`, hence replay,
+    the experiments and the CLI) goes through :data:`SELECTION_RULES`.
+
+    Attributes
+    ----------
+    name : str
+        The rule's name (one of :data:`SELECTORS`).
+    uses_posterior : bool
+        The rule needs the ability posterior on the grid (``weights`` in :meth:`choose`).
+    random : bool
+        The rule draws from the session's random generator even at ``randomesque=1``.
+    fast : callable, optional
+        ``fast(arrays, theta, unavailable) -> index``: a compiled single-session choice,
+        the same as :func:`criterion` + :func:`pick` with ``randomesque=1``.
+    """
+
+    name: str
+    uses_posterior: bool = False
+    random: bool = False
+    fast: Callable[[BankArrays, float, np.ndarray], int] | None = None
+
+    def needs_rng(self, randomesque: int) -> bool:
+        """Whether :meth:`choose` needs a random generator."""
+        return self.random or randomesque > 1
+
+    def choose(
+        self,
+        arrays: BankArrays,
+        theta: float,
+        unavailable: np.ndarray,
+        *,
+        weights: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+        randomesque: int = 1,
+    ) -> int:
+        """The bank index of the item to ask one session next (-1: none left).
+
+        Parameters
+        ----------
+        arrays : BankArrays
+            The bank.
+        theta : float
+            The point the rule is evaluated at (the current estimate).
+        unavailable : numpy.ndarray
+            Boolean ``(N,)``: items that may not be chosen.
+        weights : numpy.ndarray, optional
+            The ability posterior on ``arrays.nodes``, shape ``(G,)``; needed when
+            :attr:`uses_posterior`.
+        rng : numpy.random.Generator, optional
+            Needed when :meth:`needs_rng`.
+        randomesque : int
+            Choose uniformly among the best ``randomesque`` items.
+        """
+        if randomesque == 1 and self.fast is not None:
+            return self.fast(arrays, theta, unavailable)
+        th = np.array([float(theta)])
+        w = None if weights is None else np.asarray(weights)[None, :]
+        scores = criterion(self.name, arrays, theta=th, weights=w)
+        rngs = None if rng is None else [rng]
+        j = pick(self.name, arrays, scores, unavailable[None, :], theta=th, rngs=rngs,
+                 randomesque=randomesque)  # fmt: skip
+        return int(j[0])
+
+
+#: every selection rule, by name (the names of :data:`SELECTORS`, in that order)
+SELECTION_RULES = {
+    rule.name: rule
+    for rule in (
+        SelectionRule("expected-fi", fast=expected_fi_fast),
+        SelectionRule("mfi", fast=mfi_fast),
+        SelectionRule("mpwi", uses_posterior=True),
+        SelectionRule("random", random=True),
+    )
+}
+assert tuple(SELECTION_RULES) == SELECTORS

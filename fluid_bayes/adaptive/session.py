@@ -39,18 +39,12 @@ from fluid_bayes.adaptive.ability import (
     GridState,
     MapState,
     normal_log_prior,
-    weighted_hdi,
 )
+from fluid_bayes.adaptive.estimators import ESTIMATOR_RULES
 from fluid_bayes.adaptive.options import METHODS, SessionConfig
 from fluid_bayes.adaptive.results import SessionResult, Step, Trajectory
 from fluid_bayes.adaptive.rounds import plan_round
-from fluid_bayes.adaptive.selection import (
-    BankArrays,
-    criterion,
-    expected_fi_fast,
-    mfi_fast,
-    pick,
-)
+from fluid_bayes.adaptive.selection import SELECTION_RULES, BankArrays
 from fluid_bayes.adaptive.session_file import (
     SESSION_FORMAT,
     SESSION_VERSION,
@@ -153,16 +147,12 @@ class Session:
         self._unavailable = np.zeros(self.arrays.n_items, dtype=bool)
         for item in cfg.exclude:
             self._unavailable[self._index[item]] = True
-        if cfg.estimator == "map":
-            self._state: MapState | GridState = MapState(
-                prior_mean=cfg.prior_mean, prior_sd=cfg.prior_sd, start=self.start_ability
-            )
-        else:
-            self._item_a, self._item_b = self.arrays.item_params(cfg.estimator)
-            log_prior = normal_log_prior(self.arrays.nodes, cfg.prior_mean, cfg.prior_sd)
-            self._state = GridState(
-                self.arrays.nodes, log_prior, self._item_a.shape[0], cfg.integration
-            )
+        self.estimator = ESTIMATOR_RULES[cfg.estimator]
+        self._item_a, self._item_b = self.estimator.item_params(self.arrays)
+        self._state: MapState | GridState = self.estimator.new_state(
+            self.arrays, prior_mean=cfg.prior_mean, prior_sd=cfg.prior_sd,
+            start=self.start_ability, integration=cfg.integration,
+        )  # fmt: skip
         self._steps: list[Step] = []
         self._raw: list[Any] = []
         self._pending: list[int] = []  # the round in progress: proposed, not answered
@@ -285,28 +275,16 @@ class Session:
     def _choose(self, state, theta: float | None, unavailable: np.ndarray, step: int) -> int:
         """Bank index of the rule's item for ``state`` at ``theta`` (None: its mean); -1: none."""
         cfg = self.config
+        rule = SELECTION_RULES[cfg.select]
         theta = state.summary().mean if theta is None else theta
-        if cfg.select == "mfi" and cfg.randomesque == 1:
-            return mfi_fast(self.arrays, theta, unavailable)
-        if cfg.select == "expected-fi" and cfg.randomesque == 1:
-            return expected_fi_fast(self.arrays, theta, unavailable)
-        weights = None
-        if cfg.select == "mpwi":
-            weights = self._grid_weights(state)[None, :]
-        scores = criterion(cfg.select, self.arrays, theta=np.array([theta]), weights=weights)
-        rng = None
-        if cfg.select == "random" or cfg.randomesque > 1:
-            rng = session_rng(cfg.seed, self.subject, step)
-        j = pick(
-            cfg.select, self.arrays, scores, unavailable[None, :],
-            theta=np.array([theta]), rngs=None if rng is None else [rng],
-            randomesque=cfg.randomesque,
-        )[0]  # fmt: skip
-        return int(j)
+        weights = self._grid_weights(state) if rule.uses_posterior else None
+        rng = session_rng(cfg.seed, self.subject, step) if rule.needs_rng(cfg.randomesque) else None
+        return rule.choose(self.arrays, theta, unavailable, weights=weights, rng=rng,
+                           randomesque=cfg.randomesque)  # fmt: skip
 
     def _params(self, j: int) -> tuple:
         """Item ``j``'s parameters as the state takes them: draws ``(S,)``, or the point."""
-        if isinstance(self._state, MapState):
+        if not self.estimator.grid:
             return self.arrays.a_point[j], self.arrays.b_point[j]
         return self._item_a[:, j], self._item_b[:, j]
 
@@ -369,20 +347,7 @@ class Session:
     def result(self) -> SessionResult:
         """The ability and expected-accuracy summary with the trajectory."""
         est = self.estimate()
-        arr = self.arrays
-        if self.config.estimator == "bayes":
-            w = self._state.joint()
-            acc = arr.accuracy_table
-            mean = float(np.sum(w * acc))
-            low, high = weighted_hdi(acc, w)
-        elif self.config.estimator == "eap":
-            w = self._state.marginal()
-            acc = arr.point_accuracy(arr.nodes)
-            mean = float(w @ acc)
-            low, high = weighted_hdi(acc, w)
-        else:
-            mean, low, high = (float(v) for v in arr.point_accuracy(
-                np.array([est.mean, est.hdi_low, est.hdi_high])))  # fmt: skip
+        mean, low, high = self.estimator.expected_accuracy(self._state, self.arrays)
         return SessionResult(
             subject=self.subject,
             bank=self.bank.config_hash,
