@@ -24,7 +24,7 @@ from fluid_bayes.cli.main import _parser, main
 from fluid_bayes.study import simulate
 
 LSAT7 = str(PACKAGE_DATA / "lsat" / "lsat7_patterns.csv")
-HEAVY = ("pymc", "pytensor", "jax", "arviz")
+HEAVY = ("pymc", "pytensor", "jax", "arviz", "dask", "distributed")
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -216,6 +216,34 @@ def test_each_sampler_option_reaches_the_fit(field, tmp_path, capsys, monkeypatc
     assert set(seen) == {f.name for f in dataclasses.fields(SamplerOptions)}
 
 
+@pytest.mark.parametrize(
+    ("flags", "workers", "scheduler"),
+    [([], "auto", None), (["--workers", "3"], 3, None), (["--workers", "1"], 1, None),
+     (["--scheduler", "tcp://h:8786"], 1, "tcp://h:8786")],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["evaluate", "experiment"])
+def test_worker_options_reach_the_pool(command, flags, workers, scheduler, files, tmp_path,
+                                       capsys, monkeypatch):  # fmt: skip
+    from fluid_bayes.adaptive import workers as workers_module
+
+    seen = {}
+
+    def stop(*args, **kwargs):
+        pool = kwargs["workers"]
+        seen.update(workers=pool.workers, scheduler=pool.scheduler)
+        raise fitting.ConvergenceError("stop here")
+
+    monkeypatch.setattr(workers_module.Workers, "_start", lambda self, n=None: None)
+    monkeypatch.setattr("fluid_bayes.adaptive.replay.replay", stop)
+    monkeypatch.setattr("fluid_bayes.study.experiment.run_experiment", stop)
+    argv = (["evaluate", files["bank"], files["data"]] if command == "evaluate" else
+            ["experiment", files["data"], "--bank", files["bank"], "--out", tmp_path / "ex",
+             "--no-series", "--no-progress"])  # fmt: skip
+    code, _, err = run_cli([*argv, *flags], capsys)
+    assert code == 3 and "stop here" in err
+    assert seen == {"workers": workers, "scheduler": scheduler}
+
+
 # ---------------------------------------------------- bad input: one line, exit 2
 def _bad_cases():
     """(id, argv with {bank} {data} {dir} {ro} placeholders, expected texts)."""
@@ -265,6 +293,17 @@ def _bad_cases():
         ("trace-unwritable", [*ev, "--trace", "{ro}/t.csv"], ["argument --trace", "not writable"]),
         ("evaluate-bank-missing", ["evaluate", "{dir}/none.nc", "{data}"],
          ["argument bank", "no such file"]),
+        ("workers-0", [*ev, "--workers", "0"], ["argument --workers", ">= 1", "'0'"]),
+        ("workers-not-a-number", [*ev, "--workers", "two"], ["argument --workers"]),
+        ("workers-and-scheduler", [*ev, "--workers", "2", "--scheduler", "tcp://h:8786"],
+         ["argument --scheduler", "not allowed with argument --workers"]),
+        ("scheduler-with-spaces", [*ev, "--scheduler", "tcp://h 8786"],
+         ["argument --scheduler", "address of a Dask scheduler"]),
+        ("experiment-workers-0", ["experiment", "{data}", "--bank", "{bank}", "--out",
+                                  "{dir}/ex", "--workers", "0"], ["argument --workers"]),
+        ("experiment-workers-and-scheduler", ["experiment", "{data}", "--bank", "{bank}",
+                                              "--out", "{dir}/ex", "--scheduler", "h:1",
+                                              "--workers", "2"], ["not allowed with"]),
         ("summary-csv-unwritable", ["bank", "summary", "{bank}", "--csv", "{ro}/i.csv"],
          ["argument --csv"]),
         ("simulate-items-0", ["simulate", "--out", "{dir}/sim", "--items", "0"],

@@ -23,6 +23,8 @@ Items of the data that are not in the bank are ignored. Both are reported.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,7 @@ from fluid_bayes.adaptive.ability import (
 from fluid_bayes.adaptive.estimators import ESTIMATOR_RULES
 from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.adaptive.session import Session, SessionConfig, SessionResult, Trajectory
+from fluid_bayes.adaptive.workers import Workers, check_workers, using_workers
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
 
@@ -161,6 +164,9 @@ def replay(
     method: str = "bayes",
     subjects: list[str] | None = None,
     arrays: BankArrays | None = None,
+    workers: int | str | Workers = 1,
+    scheduler: str | None = None,
+    progress: bool | Callable[[int, int], None] = False,
     **options,
 ) -> ReplayResult:
     """Replay adaptive sessions for every subject of ``data``.
@@ -179,11 +185,24 @@ def replay(
         Replay only these subjects.
     arrays : BankArrays, optional
         Precomputed bank arrays.
+    workers : int, "auto" or Workers
+        Worker processes the sessions are spread over (1: here, serially; see
+        :class:`~fluid_bayes.adaptive.workers.Workers`), or a pool shared between calls.
+        The compiled replay of all subjects at once (``paper``) runs here, on this
+        machine's cores, unless a ``scheduler`` is given. Results are the same, in the
+        same order, whatever the workers.
+    scheduler : str, optional
+        Address of an existing Dask scheduler to send the sessions to.
+    progress : bool or callable
+        Print ``replay: done/total subjects`` to stderr after each batch of sessions, or
+        call ``progress(done, total)``.
 
     Returns
     -------
     ReplayResult
     """
+    if not isinstance(workers, Workers):
+        check_workers(workers, scheduler)  # before any work
     config = config or SessionConfig.for_method(method, **options)
     if subjects is not None:
         data = data.select(subjects=subjects)
@@ -192,12 +211,31 @@ def replay(
     probe = Session(bank, config, arrays=arrays)  # validates options, resolves defaults
     observed = dict(zip(data.subjects, observed_accuracy(answers).tolist(), strict=True))
     compiled = COMPILED_REPLAYS.get((config.estimator, config.select))
-    if compiled is not None and config.randomesque == 1 and config.round_size == 1:
-        results = compiled(probe, arrays, answers, data.subjects)
-    else:
-        results = [_replay_one(bank, config, arrays, answers[k], s)
-                   for k, s in enumerate(data.subjects)]  # fmt: skip
+    compiled = compiled if config.randomesque == 1 and config.round_size == 1 else None
+    if progress is True:
+        progress = _print_progress
+    with using_workers(workers, scheduler) as pool:
+        if compiled is not None and not pool.external:  # one pass, this machine's cores
+            results = compiled(probe, arrays, answers, data.subjects)
+        else:
+            shared = (bank, config, arrays, compiled)
+            pieces = list(zip(answers, data.subjects, strict=True))
+            results = pool.map(_replay_batch, shared, pieces, progress=progress or None)
     return ReplayResult(tuple(results), report, observed)
+
+
+def _replay_batch(shared, pieces) -> list[SessionResult]:
+    """Sessions of ``pieces`` (answers, subject), compiled all at once when possible."""
+    bank, config, arrays, compiled = shared
+    if compiled is not None:
+        probe = Session(bank, config, arrays=arrays)
+        rows = np.array([row for row, _ in pieces])
+        return compiled(probe, arrays, rows, [s for _, s in pieces])
+    return [_replay_one(bank, config, arrays, row, s) for row, s in pieces]
+
+
+def _print_progress(done: int, total: int) -> None:
+    print(f"replay: {done}/{total} subjects", file=sys.stderr, flush=True)
 
 
 def _replay_one(bank, config, arrays, row, subject) -> SessionResult:

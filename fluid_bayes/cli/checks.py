@@ -30,6 +30,7 @@ __all__ = [
     "OutputFile",
     "Parser",
     "add_fields",
+    "add_worker_args",
     "flag",
     "input_file",
     "input_path",
@@ -41,6 +42,7 @@ __all__ = [
     "output_file_or_stdout",
     "prepare_outputs",
     "typed",
+    "worker_pool",
 ]
 
 
@@ -282,3 +284,45 @@ def options_from(args: argparse.Namespace, cls: type, build: Callable[..., Any] 
     except ValueError as exc:
         pattern = r"\b(" + "|".join(map(re.escape, names)) + r")\b"
         raise OptionError(re.sub(pattern, lambda m: flag(m.group(1)), str(exc))) from None
+
+
+# ------------------------------------------------------------------ workers
+def add_worker_args(p: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--scheduler ADDRESS`` (one or the other), checked while parsing.
+
+    ``--workers`` unset means ``auto``
+    (:class:`~fluid_bayes.adaptive.workers.Workers`): a local cluster of the cores
+    available once the sessions left would take more than ``AUTO_SECONDS`` here.
+    """
+    from fluid_bayes.adaptive.workers import AUTO_SECONDS, available_cores
+    from fluid_bayes.ranges import COUNT
+
+    g = p.add_argument_group("workers (dask.distributed)").add_mutually_exclusive_group()
+    g.add_argument("--workers", type=typed(COUNT, "workers"), default=None, metavar="N",
+                   help="worker processes the sessions are spread over: 1 runs them here; "
+                   f"default: the cores available ({available_cores()}), started only when "
+                   f"the sessions would take over {AUTO_SECONDS:g} s here")  # fmt: skip
+    g.add_argument("--scheduler", type=_address, default=None, metavar="ADDRESS",
+                   help="send the sessions to the existing Dask cluster at ADDRESS "
+                   "(tcp://host:8786)")  # fmt: skip
+
+
+def _address(text: str) -> str:
+    from fluid_bayes.adaptive.workers import check_workers
+
+    try:
+        check_workers(1, text)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def worker_pool(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> Any:
+    """The :class:`~fluid_bayes.adaptive.workers.Workers` of ``--workers``/``--scheduler``.
+
+    Enter it (``with``) to connect to ``--scheduler`` before any work.
+    """
+    from fluid_bayes.adaptive.workers import Workers
+
+    workers = args.workers or (1 if args.scheduler else "auto")
+    return Workers(workers, args.scheduler, log=log)

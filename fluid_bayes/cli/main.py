@@ -184,6 +184,7 @@ def _add_evaluate(sub: Any, formats: tuple[str, ...]) -> None:
     _add_lmeval_args(ev)
     ev.add_argument("--trace", default=None, metavar="OUT.csv", type=checks.output_file,
                     help="write the step-by-step trace as CSV")  # fmt: skip
+    checks.add_worker_args(ev)
 
 
 def _progress(flag: bool | None) -> bool:
@@ -311,9 +312,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from fluid_bayes.bank import ItemBank
 
     config = _session_config(args)
-    bank = ItemBank.load(args.bank)
-    data = _read_data(args)
-    result = replay(bank, data, config=config, subjects=args.subjects)
+    say = _progress(None)  # progress and the cluster's start when stderr is a terminal
+    with checks.worker_pool(args, log=_say("evaluate") if say else None) as pool:
+        bank = ItemBank.load(args.bank)
+        data = _read_data(args)
+        result = replay(bank, data, config=config, subjects=args.subjects, workers=pool,
+                        progress=say)  # fmt: skip
     print(result.report, file=sys.stderr)
     if args.json:
         for r in result.results:
@@ -324,6 +328,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         result.trace.to_csv(args.trace, index=False)
         print(f"wrote {args.trace}", file=sys.stderr)
     return 0
+
+
+def _say(command: str):
+    def say(text: str) -> None:
+        print(f"{command}: {text}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def _evaluate_table(result: Any):

@@ -68,6 +68,7 @@ def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> No
     ex.add_argument("--no-figures", action="store_true", help="skip the figures")
     ex.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                     help="print progress to stderr (default on)")  # fmt: skip
+    checks.add_worker_args(ex)
     add_input_args(ex, formats)
 
     sim = sub.add_parser("simulate", help="simulate a bank and pretraining runs answering it")
@@ -123,22 +124,25 @@ def cmd_experiment(args: argparse.Namespace, read_data) -> int:
     from fluid_bayes.study.experiment import run_experiment
     from fluid_bayes.upkeep.mislabels import read_item_labels
 
-    bank = ItemBank.load(args.bank)
-    extra = {"subject_columns": args.series_columns} if args.series_columns else {}
-    data = read_data(args, **extra)
-    series = _series(args, data)
-    reference = read_reference(args.reference) if args.reference else None
-    labels = read_item_labels(args.labels, positive=args.positive)[0] if args.labels else None
-    try:
-        result = run_experiment(
-            bank, data, series=series, reference=reference, labels=labels,
-            methods=args.methods, budgets=args.budgets, repeats=args.repeats, seed=args.seed,
-            progress=args.progress,
-        )  # fmt: skip
-    except ValueError as exc:
-        from fluid_bayes.exceptions import DataError
+    log = _log if args.progress else None
+    with checks.worker_pool(args, log=log) as pool:  # a --scheduler is reached first
+        bank = ItemBank.load(args.bank)
+        extra = {"subject_columns": args.series_columns} if args.series_columns else {}
+        data = read_data(args, **extra)
+        series = _series(args, data)
+        reference = read_reference(args.reference) if args.reference else None
+        labels = (read_item_labels(args.labels, positive=args.positive)[0] if args.labels
+                  else None)  # fmt: skip
+        try:
+            result = run_experiment(
+                bank, data, series=series, reference=reference, labels=labels,
+                methods=args.methods, budgets=args.budgets, repeats=args.repeats,
+                seed=args.seed, progress=args.progress, workers=pool,
+            )  # fmt: skip
+        except ValueError as exc:
+            from fluid_bayes.exceptions import DataError
 
-        raise DataError(str(exc)) from None
+            raise DataError(str(exc)) from None
     paths = result.save(args.out, figures=not args.no_figures)
     if args.csv:
         csv = Path(args.out) / "results.csv"
@@ -154,6 +158,10 @@ def cmd_experiment(args: argparse.Namespace, read_data) -> int:
     for name, p in paths.items():
         print(f"wrote {name}: {p}", file=sys.stderr)
     return 0
+
+
+def _log(text: str) -> None:
+    print(f"experiment: {text}", file=sys.stderr, flush=True)
 
 
 def check_simulate(args: argparse.Namespace) -> None:

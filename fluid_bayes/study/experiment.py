@@ -40,6 +40,7 @@ import pandas as pd
 from fluid_bayes.adaptive.ability import map_ability
 from fluid_bayes.adaptive.replay import align_to_bank, observed_accuracy, replay
 from fluid_bayes.adaptive.selection import BankArrays
+from fluid_bayes.adaptive.workers import Workers, check_workers, using_workers
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
 from fluid_bayes.study.metrics import METRICS, summarize
@@ -213,6 +214,8 @@ def run_experiment(
     prior_sd: float = 1.0,
     arrays: BankArrays | None = None,
     progress: bool = False,
+    workers: int | str | Workers = 1,
+    scheduler: str | None = None,
 ) -> ExperimentResult:
     """Score every subject by every method and budget, then compute the metrics.
 
@@ -244,12 +247,20 @@ def run_experiment(
         Precomputed bank arrays (and tables).
     progress : bool
         Print progress to stderr.
+    workers : int, "auto" or Workers
+        Worker processes the adaptive sessions are spread over (1: here, serially; see
+        :class:`~fluid_bayes.adaptive.workers.Workers`); one pool serves every method.
+        The results are the same whatever the workers.
+    scheduler : str, optional
+        Address of an existing Dask scheduler to send the sessions to.
 
     Returns
     -------
     ExperimentResult
     """
     say = _Progress(progress)
+    if not isinstance(workers, Workers):
+        check_workers(workers, scheduler)  # before any work
     if series is None:
         series = pd.DataFrame({"run": np.nan, "step": np.nan}, index=list(data.subjects))
     if repeats < 1:
@@ -287,7 +298,8 @@ def run_experiment(
         frames.append(f)
 
     nan = np.full(len(subjects), np.nan)
-    for method in methods:
+
+    def score(method, pool):  # one method's rows (and items), added to the tables
         t0 = time.perf_counter()
         say(f"{method}: {len(subjects)} subjects")
         if method == "full-accuracy":
@@ -318,7 +330,7 @@ def run_experiment(
                 say(f"{method}: repeat {r + 1}/{repeats} done")
         else:  # adaptive
             res = _adaptive(bank, data, arrays, _ADAPTIVE[method], max(budgets), prior, say,
-                            method)  # fmt: skip
+                            method, pool)  # fmt: skip
             pos = {i: j for j, i in enumerate(arrays.items)}
             for n in budgets:
                 score, sd, n_used = (np.empty(len(subjects)) for _ in range(3))
@@ -342,6 +354,10 @@ def run_experiment(
             item_frames.append(f)
         timings[method] = round(time.perf_counter() - t0, 2)
         say(f"{method}: done in {timings[method]:.1f} s")
+
+    with using_workers(workers, scheduler, log=say) as pool:  # one pool for every method
+        for method in methods:
+            score(method, pool)
     results = pd.concat(frames, ignore_index=True)
     bad = results[~np.isfinite(results["score"])]
     if len(bad):
@@ -360,15 +376,13 @@ def run_experiment(
     return ExperimentResult(results, items, detail, summary, tuple(notes), config)
 
 
-def _adaptive(bank, data, arrays, preset, max_items, prior, say, label, chunk=32):
-    """Replay sessions of ``preset`` to ``max_items`` with no SD stopping, in chunks."""
+def _adaptive(bank, data, arrays, preset, max_items, prior, say, label, pool):
+    """Replay sessions of ``preset`` to ``max_items`` with no SD stopping, on ``pool``."""
     options = {"max_items": max_items, "min_items": 0, "stop_sd": None, **prior}
-    if preset == "paper":
-        return list(replay(bank, data, method=preset, arrays=arrays, **options).results)
-    out = []
-    for start in range(0, data.n_subjects, chunk):
-        part = list(data.subjects[start : start + chunk])
-        out.extend(replay(bank, data, method=preset, arrays=arrays, subjects=part,
-                          **options).results)  # fmt: skip
-        say(f"{label}: {len(out)}/{data.n_subjects} subjects")
-    return out
+
+    def progress(done, total):
+        say(f"{label}: {done}/{total} subjects")
+
+    res = replay(bank, data, method=preset, arrays=arrays, workers=pool, progress=progress,
+                 **options)  # fmt: skip
+    return list(res.results)
