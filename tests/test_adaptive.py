@@ -514,3 +514,41 @@ def test_steep_item_draws_update_like_the_full_grid():
         got = state.summary()
         assert np.isfinite(got.mean) and np.isfinite(got.sd)
         assert abs(got.mean - ref.mean) < 1e-9 and abs(got.sd - ref.sd) < 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), ties=st.booleans())
+def test_presorted_hdi_is_weighted_hdi_to_the_bit(seed, ties):
+    """The bank-sorted HDI of the expected accuracy equals sorting per session."""
+    from fluid_bayes.adaptive import kernels
+    from fluid_bayes.adaptive.ability import weighted_hdi
+
+    rng = np.random.default_rng(seed)
+    n_s, n_g = rng.integers(1, 25), rng.integers(2, 40)
+    values = rng.random((n_s, n_g))
+    if ties:
+        values = np.round(values, 1)
+    lo = int(rng.integers(0, n_g))
+    hi = int(rng.integers(lo + 1, n_g + 1))
+    w = np.zeros((n_s, n_g))
+    w[:, lo:hi] = rng.random((n_s, hi - lo)) ** 4 * (rng.random((n_s, hi - lo)) > 0.3)
+    w[0, lo] += 1e-3
+    w /= w.sum()
+    order = np.argsort(values.ravel(), kind="stable")
+    got = kernels.sorted_weighted_hdi(values.ravel()[order], order, w.ravel(), 0.94)
+    assert tuple(map(float, got)) == weighted_hdi(values, w)
+
+
+def test_session_accuracy_interval_is_the_full_sort():
+    """Session.result's interval (bank-sorted cells) is weighted_hdi of the joint posterior."""
+    from fluid_bayes.adaptive.ability import weighted_hdi
+
+    bank = synthetic_bank(seed=3)
+    session = Session(bank, max_items=12)
+    while (item := session.next_item()) is not None:
+        session.record(item, int(item[-1]) % 3 == 0)
+    res = session.result()
+    w = session._state.joint()
+    acc = session.arrays.accuracy_table
+    assert (res.accuracy_low, res.accuracy_high) == weighted_hdi(acc, w)
+    assert res.accuracy_mean == float(np.sum(w * acc))

@@ -286,8 +286,18 @@ class GridState:
         h = np.diff(nodes)
         # equal spacing lets the kernel carry exp() from node to node
         self._step = float(h[0]) if h.size and np.allclose(h, h[0], rtol=1e-12, atol=0) else 0.0
-        self._set_loglik(np.zeros((n_draws, nodes.size)))
+        self._set_prior(n_draws)
         self._summary: AbilitySummary | None = None
+
+    def _set_prior(self, n_draws: int) -> None:
+        """Weights before any answer: every draw's row is the prior's (one exp per node)."""
+        lw = 0.0 + self.log_prior  # as _set_loglik(zeros): the same numbers, computed once
+        scale = lw.max()
+        self._log_scale = np.full(n_draws, scale)
+        self._w = np.repeat(np.exp(lw - scale)[None, :], n_draws, axis=0)
+        self._wj = None
+        self._marg = None
+        self.lo, self.hi = 0, self.nodes.size
 
     def _set_loglik(self, loglik: np.ndarray) -> None:
         """Weights from log-likelihoods on the whole grid; resets the window."""
@@ -342,6 +352,15 @@ class GridState:
                 self._w, self._log_scale, self.lo, self.hi, self.integration == "mixture"
             )
         return self._wj
+
+    def window(self) -> tuple[int, int, np.ndarray]:
+        """The posterior's window: ``(lo, hi, weights)``.
+
+        The nodes ``[lo, hi)`` that carry weight and the normalized posterior weights on
+        them, shape ``(S, hi - lo)`` (:meth:`joint` is 0 elsewhere). Do not modify the
+        array.
+        """
+        return self.lo, self.hi, self._window_joint()
 
     def joint(self) -> np.ndarray:
         """Normalized posterior weights over (draw, node), shape ``(S, G)``."""

@@ -37,6 +37,7 @@ from fluid_bayes.adaptive.ability import (
     weighted_hdi,
 )
 from fluid_bayes.adaptive.options import ESTIMATORS
+from fluid_bayes.dims import HDI_PROB
 
 __all__ = ["ESTIMATOR_RULES", "Estimator"]
 
@@ -81,11 +82,16 @@ class Estimator:
 
     def expected_accuracy(self, state, arrays) -> tuple[float, float, float]:
         """Expected accuracy over every bank item: mean and 94% interval."""
-        if self.grid and self.draws:
-            w = state.joint()
+        if self.grid and self.draws:  # the cells sorted once per bank, not per session
+            lo, hi, wj = state.window()
             acc = arrays.accuracy_table
+            w = np.zeros_like(acc)
+            w[:, lo:hi] = wj
             mean = float(np.sum(w * acc))
-        elif self.grid:
+            order, values = arrays.accuracy_order
+            low, high = kernels.sorted_weighted_hdi(values, order, w.ravel(), HDI_PROB)
+            return mean, float(low), float(high)
+        if self.grid:
             w = state.marginal()
             acc = arrays.point_accuracy(arrays.nodes)
             mean = float(w @ acc)

@@ -38,6 +38,7 @@ __all__ = [
     "mean_icc",
     "mfi_argmax",
     "mfi_argmax_ranked",
+    "sorted_weighted_hdi",
 ]
 
 # a^2 p q can exceed a^2 / 4 by rounding; the pruning bound is widened by this factor
@@ -171,6 +172,56 @@ def grid_window_weights(w, log_scale, lo, hi, mixture):
             out[s, k] = v
             marginal[k] += v
     return out, marginal
+
+
+@njit(cache=True)
+def sorted_weighted_hdi(values_sorted, order, weights, prob):
+    """Shortest ``prob`` interval of a weighted discrete distribution, presorted.
+
+    The same interval as :func:`fluid_bayes.adaptive.ability.weighted_hdi` of
+    ``(values, weights)`` with the sort done once: ``order`` is the stable argsort of
+    ``values`` (flattened) and ``values_sorted`` the values in that order; ``weights``
+    is flat, aligned with ``values``. Weights of 1e-15 or less are left out, the
+    cumulative sum is sequential and each interval end is found by a pointer that only
+    moves forward (targets increase with the start), so every operation is one that
+    ``weighted_hdi`` makes: the interval is the same to the last bit.
+
+    Returns
+    -------
+    (float, float)
+    """
+    n = order.size
+    v = np.empty(n)
+    w = np.empty(n)
+    m = 0
+    for k in range(n):
+        x = weights[order[k]]
+        if x > 1e-15:
+            v[m] = values_sorted[k]
+            w[m] = x
+            m += 1
+    if m == 0:
+        return np.nan, np.nan
+    cum = np.empty(m + 1)
+    cum[0] = 0.0
+    for k in range(m):
+        cum[k + 1] = cum[k] + w[k]
+    mass = prob * cum[m]
+    p = 0
+    best_i, best_end, best = -1, -1, np.inf
+    for i in range(m):
+        target = cum[i] + mass - 1e-12
+        while p <= m and cum[p] < target:
+            p += 1
+        end = p - 1
+        if end >= m:
+            break  # later starts need at least as far
+        width = v[end] - v[i]
+        if width < best:
+            best_i, best_end, best = i, end, width
+    if best_i < 0:
+        return v[0], v[m - 1]
+    return v[best_i], v[best_end]
 
 
 @njit(cache=True)

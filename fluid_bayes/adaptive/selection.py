@@ -168,6 +168,19 @@ class BankArrays:
             self._build_tables()
         return self._tables["acc"]
 
+    @property
+    def accuracy_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cells of :attr:`accuracy_table` sorted by value, built once.
+
+        ``(order, values)``: the stable argsort of ``accuracy_table.ravel()`` and the
+        values in that order (for :func:`~fluid_bayes.adaptive.kernels.sorted_weighted_hdi`).
+        """
+        if "acc_order" not in self._tables:
+            flat = self.accuracy_table.ravel()
+            order = np.argsort(flat, kind="stable")
+            self._tables["acc_order"] = (order, flat[order])
+        return self._tables["acc_order"]
+
     def point_accuracy(self, theta: np.ndarray) -> np.ndarray:
         """Mean over bank items of ``p(correct | theta)`` on point parameters."""
         theta = np.asarray(theta, dtype=np.float64)
@@ -182,7 +195,8 @@ class BankArrays:
     def nbytes(self) -> int:
         """Memory held by the arrays and the tables built so far, in bytes."""
         arrays = (self.a, self.b, self.a_point, self.b_point, self.nodes)
-        return sum(x.nbytes for x in arrays) + sum(t.nbytes for t in self._tables.values())
+        tables = [t for v in self._tables.values() for t in (v if isinstance(v, tuple) else (v,))]
+        return sum(x.nbytes for x in arrays) + sum(t.nbytes for t in tables)
 
 
 def _interp_rows(table: np.ndarray, nodes: np.ndarray, theta: np.ndarray) -> np.ndarray:
