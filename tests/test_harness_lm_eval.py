@@ -120,6 +120,25 @@ def test_shipped_task_data_resolve_against_the_yaml_not_the_cwd(tmp_path, monkey
     assert len(tm.load([TASK])["tasks"][TASK].eval_docs) == 5700
 
 
+@pytest.mark.parametrize("theta", [-1.0, 0.5, 1.5])
+def test_simulated_model_scores_the_banks_expected_accuracy(plain, theta):
+    """Its P(correct) per item is the posterior predictive (mean over draws, computed
+    here draw by draw), so its expected full-task accuracy is the bank's at theta."""
+    from scipy.special import expit
+
+    from fluid_bayes.adaptive.selection import BankArrays
+    from fluid_bayes.harness.simulated import SimulatedAbility
+
+    model = SimulatedAbility(plain, theta, seed=0)
+    arrays = BankArrays.from_bank(plain)
+    for j in (0, 7, N_ITEMS - 1):
+        by_draw = [expit(arrays.a[s, j] * (theta - arrays.b[s, j])) for s in range(arrays.n_draws)]
+        assert model.probability(plain.items[j]) == pytest.approx(np.mean(by_draw), rel=1e-12)
+    expected = np.mean([model.probability(i) for i in plain.items])
+    bank_curve = expit(arrays.a[:, None, :] * (theta - arrays.b[:, None, :])).mean(axis=(0, 2))
+    assert expected == pytest.approx(float(bank_curve[0]), rel=1e-12)
+
+
 # ------------------------------------------------------------------ live runs
 @pytest.mark.parametrize(("theta", "seed"), [(-1.0, 11), (0.5, 12), (1.5, 13)])
 def test_live_run_covers_the_known_ability_and_runs_each_document_once(mmlu, theta, seed):

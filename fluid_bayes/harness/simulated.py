@@ -1,7 +1,13 @@
 """A simulated examinee of known ability, for testing live runs through real harnesses.
 
-:class:`SimulatedAbility` answers item ``j`` correctly with the 2PL probability
-``logistic(a_j (theta - b_j))`` at the bank's posterior-mean item parameters. Each
+:class:`SimulatedAbility` answers item ``j`` correctly with the bank's posterior
+predictive probability at ability ``theta``: the 2PL probability
+``logistic(a_j (theta - b_j))`` averaged over the posterior draws of ``(a_j, b_j)``. So the
+model's expected accuracy over the full task is exactly the bank's expected accuracy at
+``theta`` (what a session reports as the expected full-benchmark accuracy), and a live
+run's estimate can be compared with the model's full-task result without a Jensen gap
+(at the posterior means instead, the model would score above the bank's expectation
+wherever discriminations are uncertain). Each
 answer is a deterministic function of ``(seed, item)``: the same model answers the same
 item the same way in every round, every rerun and every harness, so a live run can be
 compared answer for answer with :func:`fluid_bayes.replay` over
@@ -19,6 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.special import expit
 
+from fluid_bayes.dims import CHAIN, DRAW, ITEM
 from fluid_bayes.exceptions import DataError
 
 __all__ = ["SimulatedAbility"]
@@ -30,7 +37,7 @@ class SimulatedAbility:
     Parameters
     ----------
     bank : ItemBank
-        Item parameters (posterior means of ``a`` and ``b``).
+        Item parameters (every posterior draw of ``a`` and ``b``).
     theta : float
         The model's ability, on the bank's scale.
     seed : int
@@ -46,9 +53,10 @@ class SimulatedAbility:
         self.theta = theta
         self.seed = int(seed)
         self.items = tuple(bank.items)
-        a = bank.a.mean(("chain", "draw")).values
-        b = bank.b.mean(("chain", "draw")).values
-        self._p = dict(zip(self.items, expit(a * (theta - b)).tolist(), strict=True))
+        a = bank.a.stack(sample=(CHAIN, DRAW)).transpose(ITEM, "sample").values
+        b = bank.b.stack(sample=(CHAIN, DRAW)).transpose(ITEM, "sample").values
+        p = expit(a * (theta - b)).mean(axis=1)  # posterior predictive, per item
+        self._p = dict(zip(self.items, p.tolist(), strict=True))
         #: How often each item was asked (a live run must ask each at most once).
         self.asked: dict[str, int] = {}
 
