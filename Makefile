@@ -37,7 +37,7 @@ bench-adaptive: $(STAMP)
 	$(PY) benchmarks/adaptive.py
 
 bench-experiment: $(STAMP)
-	$(PY) benchmarks/experiment.py
+	$(PY) benchmarks/experiment.py --compare 2
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache out

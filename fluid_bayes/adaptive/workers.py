@@ -27,8 +27,10 @@ needs the usual ``if __name__ == "__main__":`` guard around its work.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -120,6 +122,27 @@ def _warm(modules: list[str]) -> None:
 
     for module in modules:
         importlib.import_module(module)
+
+
+class _Thread(threading.Thread):
+    """Run ``target(*args)`` in a thread; :meth:`join` re-raises its exception here."""
+
+    def __init__(self, target: Callable, *args: Any) -> None:
+        super().__init__(daemon=True)
+        self._call, self._error = (target, args), None
+        self.start()
+
+    def run(self) -> None:
+        target, args = self._call
+        try:
+            target(*args)
+        except BaseException as exc:  # handed to the joining thread
+            self._error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self._error is not None:
+            raise self._error
 
 
 class Workers:
@@ -220,10 +243,16 @@ class Workers:
             self._cluster = LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, env=_WORKER_ENV,
                 dashboard_address=None, scheduler_kwargs=_NO_DASHBOARD,
+                silence_logs=logging.ERROR,  # not the warnings of workers slow to close
             )  # fmt: skip
             self._client = Client(self._cluster)
             where = f"a local cluster of {n} worker processes"
         self._log(f"{where}: {self.n_workers()} worker(s), {time.perf_counter() - t0:.1f} s")
+
+    def _start_warm(self, modules: list[str]) -> None:
+        self._start()
+        self._warming = [self._client.submit(_warm, modules, workers=[w], pure=False)
+                         for w in self._client.nthreads()]  # fmt: skip
 
     def map(
         self,
@@ -259,14 +288,16 @@ class Workers:
         report = progress or (lambda done, n: None)
         if not pieces:
             return out
-        if not self.serial and self.workers != "auto":
-            self._start()
-            # the workers import the modules of fn and shared while the first piece runs here
+        starting = None
+        if not self.serial and self.workers != "auto" and self._client is None:
+            # the cluster starts, and its workers import what they need, in a thread
+            # while the first piece runs here
             parts = shared if isinstance(shared, tuple) else (shared,)
             modules = sorted({fn.__module__} | {type(x).__module__ for x in parts})
-            self._warming = [self._client.submit(_warm, modules, workers=[w], pure=False)
-                             for w in self._client.nthreads()]  # fmt: skip
+            starting = _Thread(self._start_warm, modules)
         out += fn(shared, pieces[:1])  # builds the caches of ``shared`` here, once
+        if starting is not None:
+            starting.join()
         if self._client is None and self.workers == "auto":
             t0 = time.perf_counter()
             probes = pieces[1 : 1 + _PROBES]
