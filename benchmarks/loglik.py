@@ -101,10 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print both tables."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
+    p.add_argument("--cases", nargs="+", default=None, metavar="CASE",
+                   help="gradient cases (default: sim_1000x100 chembench sim_100x14000; "
+                   "sim_2000x12000 is the leaderboard-scale case of issue 20)")  # fmt: skip
+    p.add_argument("--gradient-only", action="store_true", help="skip the chains table")
+    p.add_argument("--calls", type=int, default=None, help="timed calls per backend (200)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     cases = ["sim_50x40"] if args.quick else ["sim_1000x100", "chembench", "sim_100x14000"]
-    costs = [gradient_cost(c, calls=20 if args.quick else 200) for c in cases]
+    cases = args.cases or cases
+    calls = args.calls or (20 if args.quick else 200)
+    costs = [gradient_cost(c, calls=calls) for c in cases]
     header = "".join(f"{b + ' ms':>11}{'ns/ans':>8}" for b in BACKENDS)
     print(f"{'case':<12}{'answers':>10}{header}")
     for r in costs:
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         line += "".join(f"{r[b + '_ms']:>11}{r[b + '_ns_per_answer']:>8}" for b in BACKENDS)
         print(line)
     tune, draws = (20, 20) if args.quick else (150, 150)
-    chains = chain_throughput(cases[0], tune=tune, draws=draws)
+    chains = [] if args.gradient_only else chain_throughput(cases[0], tune=tune, draws=draws)
     print(f"\n{'backend':<8}{'chains':>7}{'cores':>6}{'wall s':>8}{'steps/s':>9}")
     for r in chains:
         print(
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     RESULTS.mkdir(exist_ok=True)
     name = "loglik_quick.json" if args.quick else "loglik.json"
+    if args.cases:
+        name = f"loglik_{'_'.join(args.cases)}.json"
     (RESULTS / name).write_text(json.dumps({"gradient": costs, "chains": chains}, indent=1))
     return 0
 

@@ -5,6 +5,14 @@ writes ``benchmarks/results/<case>.json`` and the script prints a table. Targets
 project's 2-core machine, converged = R-hat <= 1.01 and ESS_bulk >= 400 on every item
 parameter): LSAT-7 <= 15 s, ChemBench <= 2 min, 1,000 x 100 <= 3 min,
 100 x 14,000 <= 20 min.
+
+The leaderboard-scale case of issue 20, a simulated 2,000 x 12,000 calibration (24
+million answers), is meant for a GPU: on a machine with one, install JAX's CUDA build
+(``.venv/bin/pip install 'jax[cuda12]'``, the jax version of ``constraints.txt``) and run
+``.venv/bin/python benchmarks/run.py sim_2000x12000 --backend jax --chains 1``; the
+report names the JAX devices the fit ran on. On CPU one log density + gradient at this
+size is measured by ``benchmarks/loglik.py --cases sim_2000x1200 --gradient-only``
+(answers scale linearly; see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -95,7 +103,14 @@ def run_case(
         "converged": bool(items_ok and conv.divergences == 0),
         "target_s": TARGET_S.get(case),
         "machine": f"{platform.node()} {platform.processor()} python {sys.version.split()[0]}",
+        "jax_devices": _jax_devices() if backend == "jax" else None,
     }
+
+
+def _jax_devices() -> list[str]:
+    import jax
+
+    return [str(d) for d in jax.devices()]
 
 
 def main(argv: list[str] | None = None) -> int:
