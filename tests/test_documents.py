@@ -118,3 +118,25 @@ def test_bank_map_command(tmp_path, capsys):
 def test_document_map_rejects_ragged_fields():
     with pytest.raises(ValueError, match="same length"):
         DocumentMap(("a",), ("t", "u"), ("0",))
+
+
+def test_calibrate_attaches_a_map_checked_before_the_fit(tmp_path, capsys):
+    from conftest import PACKAGE_DATA
+
+    data = PACKAGE_DATA / "lsat" / "lsat7_patterns.csv"
+    items = [f"Item.{k}" for k in range(1, 6)]
+    out = tmp_path / "lsat.nc"
+    rows = [f"{i},lsat,{4 - k}\n" for k, i in enumerate(items)]
+    wrong = _write(tmp_path, "item,task,doc_id\n" + "".join(rows[:4]), "w.csv")
+    argv = ["calibrate", str(data), "--out", str(out), "--draws", "30", "--tune", "30",
+            "--chains", "1"]  # fmt: skip
+    assert main([*argv, "--items-map", str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert "1 data items without a document in the map: 'Item.5'" in err
+    assert "Traceback" not in err and "sampling" not in err.lower() and not out.exists()
+    right = _write(tmp_path, "item,task,doc_id\n" + "".join(rows), "r.csv")
+    assert main([*argv, "--items-map", str(right)]) == 0
+    capsys.readouterr()
+    bank = ItemBank.load(out)
+    assert bank_documents(bank).lm_eval_ids() == (4, 3, 2, 1, 0)
+    assert bank.meta.config["documents"] == bank_documents(bank).fingerprint()

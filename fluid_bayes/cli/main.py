@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--items-meta", default=None, type=checks.input_file,
                      help="CSV/parquet of item metadata (item_id, ...)")  # fmt: skip
     cal.add_argument("--group-by", default=None, help="item metadata column for partial pooling")
+    cal.add_argument("--items-map", default=None, type=checks.input_file, metavar="CSV",
+                     help="item,task,doc_id CSV: each item's harness document (lm-eval "
+                     "doc index or Inspect sample id), stored in the bank for fluid-bayes "
+                     "run; checked against the data before the fit")  # fmt: skip
     cal.add_argument(
         "--likelihood",
         choices=("auto", "joint", "marginal"),
@@ -247,6 +251,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     data = _read_data(args, item_meta=args.items_meta)
     if args.drop_constant:
         data = data.without_constant_items()
+    documents = None
+    if args.items_map:  # checked before the fit: a wrong map must not cost a calibration
+        from fluid_bayes.harness.documents import read_items_map
+
+        documents = read_items_map(args.items_map)
+        documents.require_items(data.items, what="data")
     print(str(data.report), file=sys.stderr)
     bank = _fit(
         data,
@@ -256,6 +266,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         frame=args.frame,
         constant_items=args.constant_items,
     )
+    if documents is not None:
+        from fluid_bayes.harness.documents import attach_documents
+
+        bank = attach_documents(bank, documents)
     path = bank.save(args.out)
     print(bank)
     print(f"wrote {path}")

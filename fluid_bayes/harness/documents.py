@@ -106,6 +106,26 @@ class DocumentMap:
         """The item of a task's document (None when the map has no such document)."""
         return self._by_document.get((task, str(doc_id)))
 
+    def require_items(self, items: Iterable[str], what: str = "bank") -> None:
+        """Check that the map names exactly ``items`` (a bank's, or the data's to calibrate).
+
+        Raises
+        ------
+        BankError
+            Items without a document, or map items not among ``items`` (the first few
+            named, with the count).
+        """
+        items = list(items)
+        have = set(self.items)
+        missing = [i for i in items if i not in have]
+        extra = sorted(have - set(items))
+        for kind, ids in ((f"{what} items without a document in the map", missing),
+                          (f"map items that are not in the {what}", extra)):  # fmt: skip
+            if ids:
+                shown = ", ".join(repr(i) for i in ids[:5])
+                more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+                raise BankError(f"{self.source or 'items map'}: {len(ids)} {kind}: {shown}{more}")
+
     def lm_eval_ids(self) -> tuple[int, ...]:
         """Document ids as lm-eval's 0-based integer indices.
 
@@ -281,15 +301,7 @@ def attach_documents(bank: ItemBank, documents: DocumentMap) -> ItemBank:
         Items of the bank missing from the map, or of the map missing from the bank
         (the first few named, with the count).
     """
-    have = set(documents.items)
-    missing = [i for i in bank.items if i not in have]
-    extra = sorted(have - set(bank.items))
-    for what, ids in (("bank items without a document in the map", missing),
-                      ("map items that are not in the bank", extra)):  # fmt: skip
-        if ids:
-            shown = ", ".join(repr(i) for i in ids[:5])
-            more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
-            raise BankError(f"{documents.source or 'items map'}: {len(ids)} {what}: {shown}{more}")
+    documents.require_items(bank.items)
     position = {item: j for j, item in enumerate(documents.items)}
     order = [position[i] for i in bank.items]
     dmap = DocumentMap(
