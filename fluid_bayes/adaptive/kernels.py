@@ -39,6 +39,7 @@ __all__ = [
     "mfi_argmax",
     "mfi_argmax_ranked",
     "sorted_weighted_hdi",
+    "expected_tables",
 ]
 
 # a^2 p q can exceed a^2 / 4 by rounding; the pruning bound is widened by this factor
@@ -172,6 +173,56 @@ def grid_window_weights(w, log_scale, lo, hi, mixture):
             out[s, k] = v
             marginal[k] += v
     return out, marginal
+
+
+@njit(cache=True, parallel=True)
+def expected_tables(a, b, nodes):
+    """The bank's tables on the ability grid, in two compiled passes over every cell.
+
+    Parameters
+    ----------
+    a, b : float64 (S, N)
+        Item draws (item-major: one item's draws contiguous).
+    nodes : float64 (G,)
+        Ability grid.
+
+    Returns
+    -------
+    info : float64 (G, N)
+        Posterior-expected Fisher information ``mean_s a^2 p q`` per node and item.
+    acc : float64 (S, G)
+        Expected accuracy ``mean_j p`` over the items per draw and node.
+
+    Each cell's ``p`` and ``q = 1 - p`` come from one ``exp(-|x|)`` (the stable logistic);
+    the sums run in a fixed order (draws, then items), so the tables do not depend on
+    the number of threads.
+    """
+    n_s, n_j = a.shape
+    n_g = nodes.size
+    info = np.zeros((n_g, n_j))
+    for j in prange(n_j):  # an item's column: no other thread writes it
+        for s in range(n_s):
+            aj = a[s, j]
+            bj = b[s, j]
+            a2 = aj * aj
+            for g in range(n_g):
+                x = aj * (nodes[g] - bj)
+                e = math.exp(-abs(x))
+                info[g, j] += a2 * e / ((1.0 + e) * (1.0 + e))  # p q = e / (1 + e)^2
+        for g in range(n_g):
+            info[g, j] /= n_s
+    acc = np.zeros((n_s, n_g))
+    for s in prange(n_s):  # a draw's row
+        for j in range(n_j):
+            aj = a[s, j]
+            bj = b[s, j]
+            for g in range(n_g):
+                x = aj * (nodes[g] - bj)
+                e = math.exp(-abs(x))
+                acc[s, g] += (1.0 if x >= 0.0 else e) / (1.0 + e)
+        for g in range(n_g):
+            acc[s, g] /= n_j
+    return info, acc
 
 
 @njit(cache=True)

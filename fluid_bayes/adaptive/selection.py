@@ -140,19 +140,9 @@ class BankArrays:
                 _RANK_STEP, float(self.a_point.max()))  # fmt: skip
 
     def _build_tables(self) -> None:
-        g = self.nodes.size
-        info = np.empty((g, self.n_items))
-        acc = np.zeros((self.n_draws, g))
-        chunk = max(1, _TABLE_BLOCK_BYTES // (8 * self.n_draws * g))
-        for lo in range(0, self.n_items, chunk):
-            sl = slice(lo, lo + chunk)
-            a = self.a[:, None, sl]
-            x = a * (self.nodes[None, :, None] - self.b[:, None, sl])  # (S, G, chunk)
-            p = irt.expit(x)
-            info[:, sl] = (a * a * p * irt.expit(-x)).mean(axis=0)
-            acc += p.sum(axis=2)
+        info, acc = kernels.expected_tables(self.a, self.b, self.nodes)
         self._tables["info"] = info
-        self._tables["acc"] = acc / self.n_items
+        self._tables["acc"] = acc
 
     @property
     def info_table(self) -> np.ndarray:
