@@ -10,13 +10,13 @@ integrates over (every posterior draw, or the point estimates as one draw), how 
 expected full-benchmark accuracy follows from the state, and how all of a subject's
 answers are scored at once:
 
-======== ============ ======================= ==========================================
-name     state        item parameters         expected accuracy
-======== ============ ======================= ==========================================
+========= ============= ===================== =====================================
+name      state         item parameters       expected accuracy
+========= ============= ===================== =====================================
 ``bayes`` ``GridState`` every posterior draw  over the joint (draw, node) posterior
-``eap``  ``GridState`` point estimates         over the grid posterior, point items
-``map``  ``MapState``  point estimates         at the MAP and its normal interval
-======== ============ ======================= ==========================================
+``eap``   ``GridState`` point estimates       over the grid posterior, point items
+``map``   ``MapState``  point estimates       at the MAP and its normal interval
+========= ============= ===================== =====================================
 """
 
 from __future__ import annotations
