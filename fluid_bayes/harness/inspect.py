@@ -26,7 +26,6 @@ the standard library's.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import re
@@ -39,11 +38,11 @@ from fluid_bayes.adaptive.session import SessionConfig
 from fluid_bayes.bank import ItemBank
 from fluid_bayes.harness.documents import DocumentMap, bank_documents
 from fluid_bayes.harness.loop import (
-    DEFAULT_ROUND_SIZE,
     HarnessError,
     HarnessRunError,
     LiveRun,
     run_rounds,
+    session_config,
 )
 
 __all__ = [
@@ -494,13 +493,7 @@ def run_live(
     HarnessRunError
         A round failed; the answers of earlier rounds are in the session file.
     """
-    if config is None:
-        k = DEFAULT_ROUND_SIZE if round_size is None else round_size
-        config = SessionConfig.for_method(options.pop("method", "bayes"), round_size=k, **options)
-    elif options:
-        raise TypeError(f"give session options in config or as keywords, not both: {options}")
-    elif round_size is not None and round_size != config.round_size:
-        config = dataclasses.replace(config, round_size=round_size)
+    config = session_config(config, round_size, options)  # bad options fail first
     bank = _bank(bank)
     documents = bank_documents(bank)  # a bank without documents fails before Inspect loads
     runner = InspectRunner(
@@ -513,7 +506,6 @@ def run_live(
         runner,
         config=config,
         subject=runner.context["model"] if subject is None else subject,
-        round_size=config.round_size,
         session_path=session,
         progress=progress,
     )

@@ -40,7 +40,6 @@ not import lm-eval; :func:`require_lm_eval` does, with a one-line error naming t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -60,11 +59,11 @@ from fluid_bayes.harness.lm_eval_tasks import (
     scoring,
 )
 from fluid_bayes.harness.loop import (
-    DEFAULT_ROUND_SIZE,
     HarnessError,
     HarnessRunError,
     LiveRun,
     run_rounds,
+    session_config,
 )
 
 __all__ = [
@@ -356,17 +355,6 @@ class LmEvalRunner:
         return out
 
 
-def _config(config: SessionConfig | None, round_size: int | None, options: dict) -> SessionConfig:
-    if config is None:
-        k = DEFAULT_ROUND_SIZE if round_size is None else round_size
-        return SessionConfig.for_method(options.pop("method", "bayes"), round_size=k, **options)
-    if options:
-        raise TypeError(f"give session options in config or as keywords, not both: {options}")
-    if round_size is not None and round_size != config.round_size:
-        return dataclasses.replace(config, round_size=round_size)
-    return config
-
-
 def _precheck_session(path: Path, bank: ItemBank, documents: DocumentMap) -> None:
     """Refuse a session file of another bank, harness or task set before a model loads.
 
@@ -457,7 +445,7 @@ def run_live(
     HarnessRunError
         A round failed; the answers of earlier rounds are in the session file.
     """
-    config = _config(config, round_size, options)  # bad options fail first
+    config = session_config(config, round_size, options)  # bad options fail first
     require_lm_eval()
     bank = bank if isinstance(bank, ItemBank) else ItemBank.load(bank)
     documents = bank_documents(bank)  # a bank without documents fails before lm-eval loads
@@ -473,7 +461,6 @@ def run_live(
         runner,
         config=config,
         subject=runner.label if subject is None else subject,
-        round_size=config.round_size,
         session_path=session,
         progress=progress,
     )

@@ -37,6 +37,7 @@ __all__ = [
     "Round",
     "Runner",
     "run_rounds",
+    "session_config",
 ]
 
 #: Items asked per harness call unless told otherwise, by measurement (benchmarks/README.md):
@@ -146,6 +147,38 @@ class LiveRun:
         )
 
 
+def session_config(
+    config: SessionConfig | None, round_size: int | None, options: dict[str, Any]
+) -> SessionConfig:
+    """The options of a live run: ``config``, or ``method=`` and ``**options``.
+
+    Parameters
+    ----------
+    config : SessionConfig, optional
+        The session's options, given whole.
+    round_size : int, optional
+        Items per harness call; replaces ``config.round_size`` when given; without
+        either, :data:`DEFAULT_ROUND_SIZE`.
+    options : dict
+        ``method`` and :class:`SessionConfig` fields (consumed); only without ``config``.
+
+    Raises
+    ------
+    OptionError
+        An option out of its range (``round_size`` included).
+    TypeError
+        Both ``config`` and keyword options.
+    """
+    if config is None:
+        k = DEFAULT_ROUND_SIZE if round_size is None else round_size
+        return SessionConfig.for_method(options.pop("method", "bayes"), round_size=k, **options)
+    if options:
+        raise TypeError(f"give session options in config or as keywords, not both: {options}")
+    if round_size is not None and round_size != config.round_size:
+        return dataclasses.replace(config, round_size=round_size)
+    return config
+
+
 def _resume(path: Path, bank, runner: Runner, config: SessionConfig, subject: str) -> Session:
     session = Session.load(path, bank)
     theirs, ours = session.context, runner.context
@@ -210,15 +243,7 @@ def run_rounds(
     HarnessRunError
         The harness failed in a round (the answers before it are in the session file).
     """
-    if round_size is not None and (
-        isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1
-    ):
-        raise DataError(f"round size must be an integer >= 1, got {round_size!r}")
-    if config is None:
-        k = DEFAULT_ROUND_SIZE if round_size is None else round_size
-        config = SessionConfig.for_method(options.pop("method", "bayes"), round_size=k, **options)
-    elif round_size is not None and round_size != config.round_size:
-        config = dataclasses.replace(config, round_size=round_size)
+    config = session_config(config, round_size, options)
     documents = bank_documents(bank)
     runner.check(documents)
     sizes = runner.task_sizes()
