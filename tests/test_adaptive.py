@@ -516,10 +516,27 @@ def test_steep_item_draws_update_like_the_full_grid():
         assert abs(got.mean - ref.mean) < 1e-9 and abs(got.sd - ref.sd) < 1e-9
 
 
+def _hdi_by_search(values, weights, prob=0.94):
+    """The shortest-interval rule written with numpy's sort and searchsorted."""
+    v, w = np.ravel(values), np.ravel(weights)
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    keep = w > 1e-15
+    v, w = v[keep], w[keep]
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    ends = np.searchsorted(cum, cum[:-1] + prob * cum[-1] - 1e-12, side="left") - 1
+    starts = np.flatnonzero(ends < v.size)
+    if not starts.size:
+        return float(v[0]), float(v[-1])
+    i = starts[int(np.argmin(v[ends[starts]] - v[starts]))]
+    return float(v[i]), float(v[ends[i]])
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), ties=st.booleans())
-def test_presorted_hdi_is_weighted_hdi_to_the_bit(seed, ties):
-    """The bank-sorted HDI of the expected accuracy equals sorting per session."""
+def test_presorted_hdi_is_the_searchsorted_rule_to_the_bit(seed, ties):
+    """The compiled forward-pointer sweep (weighted_hdi, and the bank-sorted cells of
+    the expected accuracy) equals the same rule written with numpy's searchsorted."""
     from fluid_bayes.adaptive import kernels
     from fluid_bayes.adaptive.ability import weighted_hdi
 
@@ -536,7 +553,8 @@ def test_presorted_hdi_is_weighted_hdi_to_the_bit(seed, ties):
     w /= w.sum()
     order = np.argsort(values.ravel(), kind="stable")
     got = kernels.sorted_weighted_hdi(values.ravel()[order], order, w.ravel(), 0.94)
-    assert tuple(map(float, got)) == weighted_hdi(values, w)
+    assert tuple(map(float, got)) == _hdi_by_search(values, w)
+    assert weighted_hdi(values, w) == _hdi_by_search(values, w)
 
 
 def test_session_accuracy_interval_is_the_full_sort():

@@ -353,15 +353,6 @@ class GridState:
             )
         return self._wj
 
-    def window(self) -> tuple[int, int, np.ndarray]:
-        """The posterior's window: ``(lo, hi, weights)``.
-
-        The nodes ``[lo, hi)`` that carry weight and the normalized posterior weights on
-        them, shape ``(S, hi - lo)`` (:meth:`joint` is 0 elsewhere). Do not modify the
-        array.
-        """
-        return self.lo, self.hi, self._window_joint()
-
     def joint(self) -> np.ndarray:
         """Normalized posterior weights over (draw, node), shape ``(S, G)``."""
         out = np.zeros_like(self._w)
@@ -451,21 +442,12 @@ def weighted_hdi(
     Returns
     -------
     (float, float)
-        Interval ends, in the units of ``values``.
+        Interval ends, in the units of ``values``: the narrowest run of the sorted
+        support holding ``prob`` of the weight (points of weight 1e-15 or less left out);
+        one stable sort, then :func:`fluid_bayes.adaptive.kernels.sorted_weighted_hdi`.
     """
-    v = np.ravel(values)
-    w = np.ravel(weights)
+    v = np.ravel(np.asarray(values, dtype=np.float64))
     order = np.argsort(v, kind="stable")
-    v, w = v[order], w[order]
-    keep = w > 1e-15
-    v, w = v[keep], w[keep]
-    cum = np.concatenate([[0.0], np.cumsum(w)])
-    # for each start i, the first end k with cum[k+1] - cum[i] >= prob
-    ends = np.searchsorted(cum, cum[:-1] + prob * cum[-1] - 1e-12, side="left") - 1
-    valid = ends < v.size
-    if not valid.any():
-        return float(v[0]), float(v[-1])
-    starts = np.flatnonzero(valid)
-    widths = v[ends[starts]] - v[starts]
-    i = starts[int(np.argmin(widths))]
-    return float(v[i]), float(v[ends[i]])
+    w = np.ascontiguousarray(np.ravel(weights), dtype=np.float64)
+    low, high = kernels.sorted_weighted_hdi(v[order], order, w, prob)
+    return float(low), float(high)

@@ -83,10 +83,8 @@ class Estimator:
     def expected_accuracy(self, state, arrays) -> tuple[float, float, float]:
         """Expected accuracy over every bank item: mean and 94% interval."""
         if self.grid and self.draws:  # the cells sorted once per bank, not per session
-            lo, hi, wj = state.window()
+            w = state.joint()
             acc = arrays.accuracy_table
-            w = np.zeros_like(acc)
-            w[:, lo:hi] = wj
             mean = float(np.sum(w * acc))
             order, values = arrays.accuracy_order
             low, high = kernels.sorted_weighted_hdi(values, order, w.ravel(), HDI_PROB)

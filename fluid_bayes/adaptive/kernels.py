@@ -229,13 +229,14 @@ def expected_tables(a, b, nodes):
 def sorted_weighted_hdi(values_sorted, order, weights, prob):
     """Shortest ``prob`` interval of a weighted discrete distribution, presorted.
 
-    The same interval as :func:`fluid_bayes.adaptive.ability.weighted_hdi` of
-    ``(values, weights)`` with the sort done once: ``order`` is the stable argsort of
-    ``values`` (flattened) and ``values_sorted`` the values in that order; ``weights``
-    is flat, aligned with ``values``. Weights of 1e-15 or less are left out, the
-    cumulative sum is sequential and each interval end is found by a pointer that only
-    moves forward (targets increase with the start), so every operation is one that
-    ``weighted_hdi`` makes: the interval is the same to the last bit.
+    ``order`` is the stable argsort of the values (flattened) and ``values_sorted`` the
+    values in that order; ``weights`` is flat, aligned with the unsorted values, so a
+    table sorted once (the bank's accuracy cells) serves every posterior over it
+    (:func:`fluid_bayes.adaptive.ability.weighted_hdi` sorts per call). Weights of
+    1e-15 or less are left out; over the rest, for each start the first end whose
+    cumulative weight reaches ``prob`` of the total (less 1e-12) is found by a pointer
+    that only moves forward, and the narrowest such interval is returned (the first of
+    equal widths).
 
     Returns
     -------
