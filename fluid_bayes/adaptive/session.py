@@ -156,7 +156,8 @@ class Session:
         self._steps: list[Step] = []
         self._raw: list[Any] = []
         self._pending: list[int] = []  # the round in progress: proposed, not answered
-        self._reason = self.stop_rule.reason(0, np.inf, int((~self._unavailable).sum()))
+        self._reason: str | None = None
+        self._apply_stop_rule()
 
     # ---------------------------------------------------------------- state
     @property
@@ -214,10 +215,12 @@ class Session:
         if set(js) & set(self._pending):
             self._pending = []
         if not self._pending and not self.done:
-            est = self.estimate()
-            n_left = int((~self._unavailable).sum())
-            self._reason = self.stop_rule.reason(self.n_items, est.sd if self.n_items else np.inf,
-                                                 n_left)  # fmt: skip
+            self._apply_stop_rule()
+
+    def _apply_stop_rule(self) -> None:
+        """Ask the stop rule now (no SD before the first answer)."""
+        sd = self.estimate().sd if self.n_items else np.inf
+        self._reason = self.stop_rule.reason(self.n_items, sd, int((~self._unavailable).sum()))
 
     def _point(self) -> float:
         if self.n_items == 0:
@@ -338,8 +341,7 @@ class Session:
         plain = isinstance(answer, (int, float)) and not isinstance(answer, bool)
         self._raw.append(answer if plain else float(answer))  # JSON keeps the number
         if not self._pending:  # stop between rounds
-            n_left = int((~self._unavailable).sum())
-            self._reason = self.stop_rule.reason(self.n_items, est.sd, n_left)
+            self._apply_stop_rule()
         if self.autosave is not None:
             self.save(self.autosave)
 
