@@ -40,6 +40,7 @@ import numpy as np
 
 from fluid_bayes.data.report import show_ids
 from fluid_bayes.data.responses import ResponseMatrix, from_array
+from fluid_bayes.data.tables import score_value
 from fluid_bayes.exceptions import DataError
 
 __all__ = [
@@ -132,16 +133,7 @@ class ScoreCells:
             reps[repeat] = (math.nan, where)
             self._missing.setdefault(missing, []).append(f"{subject}: {item}")
             return
-        if isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, int | float | np.integer | np.floating):
-            raise DataError(f"{where}: {value!r} is not a number")
-        v = float(value)
-        if not math.isfinite(v):
-            raise DataError(f"{where}: {value!r} is not finite")
-        if not 0.0 <= v <= 1.0:
-            raise DataError(f"{where}: {value!r} is outside [0, 1]")
-        reps[repeat] = (v, where)
+        reps[repeat] = (score_value(value, where), where)
         self._subjects.setdefault(subject, len(self._subjects))
         self._items.setdefault(item, len(self._items))
 

@@ -40,6 +40,7 @@ from fluid_bayes.data.tables import (
     parse_scores,
     read_table,
     row_ids,
+    score_value,
     table_body,
 )
 from fluid_bayes.dims import ITEM
@@ -280,16 +281,7 @@ def read_pyirt(path: str | Path, *, threshold: float | None = None) -> ResponseM
             where = f"{name}, line {n} (subject {sid!r}), item {item!r}"
             if v is None:
                 continue
-            if isinstance(v, bool):
-                v = float(v)
-            if not isinstance(v, int | float):
-                raise DataError(f"{where}: {v!r} is not a number")
-            v = float(v)
-            if not math.isfinite(v):
-                raise DataError(f"{where}: {v!r} is not finite")
-            if not 0.0 <= v <= 1.0:
-                raise DataError(f"{where}: {v!r} is outside [0, 1]")
-            row[item_pos.setdefault(item, len(item_pos))] = v
+            row[item_pos.setdefault(item, len(item_pos))] = score_value(v, where)
         seen[sid] = n
         subjects.append(sid)
         records.append(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "parse_scores",
     "read_table",
     "row_ids",
+    "score_value",
     "table_body",
 ]
 
@@ -285,6 +287,26 @@ def parse_scores(cells: np.ndarray, where: Callable[[int, int], str]) -> np.ndar
         r, c = bad[0]
         raise DataError(f"{where(r, c)}: {str(cells[r, c])!r} is outside [0, 1]")
     return values
+
+
+def score_value(value: Any, where: str) -> float:
+    """One score read from JSON or a log record: a number in [0, 1] (a bool as 0/1).
+
+    Raises
+    ------
+    DataError
+        Not a number, not finite or outside [0, 1], named by ``where``.
+    """
+    if isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise DataError(f"{where}: {value!r} is not a number")
+    v = float(value)
+    if not math.isfinite(v):
+        raise DataError(f"{where}: {value!r} is not finite")
+    if not 0.0 <= v <= 1.0:
+        raise DataError(f"{where}: {value!r} is outside [0, 1]")
+    return v
 
 
 def table_body(table: Table, first: int) -> np.ndarray:
