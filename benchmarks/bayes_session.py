@@ -1,10 +1,10 @@
 """Bayes-mode sessions against paper-mode sessions, per session (issue 20's table).
 
 Replays ``--subjects`` simulated examinees with
-``fluid_bayes.replay(bank, data, method=..., max_items=L, min_items=L)`` on synthetic
-banks of posterior-like draws, the paper mode and the bayes mode in the same run, after a
-warm-up (compilation) and with the bank's tables built before timing (they are built
-once per bank and shared by every session):
+``fluid_bayes.replay(bank, data, method=..., max_items=L, min_items=L)`` on the synthetic
+ChemBench-like banks of ``benchmarks/adaptive.py`` (one chain of draws), the paper mode
+and the bayes mode in the same run, after a warm-up (compilation) and with the bank's
+tables built before timing (they are built once per bank and shared by every session):
 
 - 100 items x 4,000 draws, sessions of 10, 30 and 100 items;
 - 5,000 items x 500 draws, sessions of 500 items.
@@ -28,35 +28,18 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy.special import expit
+from adaptive import make_bank, simulate_answers  # benchmarks/adaptive.py: the same banks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = [(100, 4000, 10), (100, 4000, 30), (100, 4000, 100), (5000, 500, 500)]
 
 
-def make_bank(n_items: int, n_draws: int, seed: int = 0):
-    """Posterior-like draws around random item parameters (no sampling)."""
-    from fluid_bayes import ItemBank
-
-    rng = np.random.default_rng(seed)
-    b0 = rng.normal(0.3, 1.0, n_items)
-    la0 = rng.normal(0.2, 0.4, n_items)
-    b = b0 + rng.normal(0, 0.3, (1, n_draws, n_items))
-    a = np.exp(la0 + rng.normal(0, 0.2, (1, n_draws, n_items)))
-    theta = pd.Series(np.sort(rng.normal(size=30)), index=[f"m{k}" for k in range(30)])
-    items = [f"it{j:05d}" for j in range(n_items)]
-    return ItemBank.from_draws(a, b, items=items, source="benchmark", calibration_theta=theta)
-
-
-def answers(bank, arrays, n_subjects: int, seed: int = 1):
+def answers(arrays, n_subjects: int, seed: int = 1):
+    """Full 0/1 answers of ``n_subjects`` simulated examinees, as a ResponseMatrix."""
     from fluid_bayes import from_array
 
-    rng = np.random.default_rng(seed)
-    theta = rng.normal(size=n_subjects)
-    p = expit(arrays.a_point * (theta[:, None] - arrays.b_point))
-    y = (rng.random(p.shape) < p).astype(float)
+    y, _ = simulate_answers(arrays.a_point, arrays.b_point, n_subjects, seed)
     return from_array(y, subjects=[f"s{k}" for k in range(n_subjects)], items=list(arrays.items))
 
 
@@ -73,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     rows, banks = [], {}
     for n_items, n_draws, length in cases:
         if (n_items, n_draws) not in banks:
-            bank = make_bank(n_items, n_draws)
+            bank = make_bank(n_items, chains=1, draws=n_draws, seed=0)
             arrays = BankArrays.from_bank(bank)
             t0 = time.perf_counter()
             arrays.info_table, arrays.accuracy_table, arrays.accuracy_order, arrays.mfi_ranking  # noqa: B018
             banks[(n_items, n_draws)] = (bank, arrays, time.perf_counter() - t0)
         bank, arrays, t_tables = banks[(n_items, n_draws)]
-        data = answers(bank, arrays, n_subj)
+        data = answers(arrays, n_subj)
         warm = data.select(subjects=list(data.subjects[:2]))
         row = {"items": n_items, "draws": n_draws, "length": length, "subjects": n_subj,
                "tables_s": round(t_tables, 2)}  # fmt: skip
