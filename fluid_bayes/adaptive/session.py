@@ -5,18 +5,11 @@
 ...     session.record(item, run_my_model(item))
 >>> print(session.result())                                    # doctest: +SKIP
 
-Methods (:class:`SessionConfig`, ``method=``; both defined in
-:mod:`fluid_bayes.adaptive.options`) are presets of an estimator
-(:mod:`fluid_bayes.adaptive.ability`) and a selection rule (:mod:`fluid_bayes.adaptive.selection`):
-
-========== ========= =============
-method     estimator selection
-========== ========= =============
-``bayes``  bayes     expected-fi
-``paper``  map       mfi
-``eap``    eap       mfi
-``random`` bayes     random
-========== ========= =============
+Methods (``method=``: ``bayes``, ``paper``, ``eap``, ``random``) are presets of an
+estimator (:mod:`fluid_bayes.adaptive.estimators`) and a selection rule
+(:mod:`fluid_bayes.adaptive.selection`); :class:`SessionConfig` and the table of presets
+are in :mod:`fluid_bayes.adaptive.options`. ``next_items(k)`` proposes rounds of ``k``
+items (:mod:`fluid_bayes.adaptive.rounds`).
 
 Random choices (``random``, randomesque) draw from a generator seeded by
 ``(seed, crc32(subject), step)``, so a resumed session and a replay make the same
