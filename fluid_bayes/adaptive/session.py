@@ -259,7 +259,8 @@ class Session:
         if self.done:
             return []
         if not self._pending:
-            rule = "top" if self.config.select == "random" else self.config.round_rule
+            random = SELECTION_RULES[self.config.select].random  # no ability to choose at
+            rule = "top" if random else self.config.round_rule
             self._pending = plan_round(
                 rule, min(int(k), self.stop_rule.max_items - self.n_items),
                 choose=self._choose, believe=self._believe, state=self._state,
