@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from fluid_bayes.adaptive import kernels, paper_kernels
+from fluid_bayes.adaptive import grid_kernels, kernels, paper_kernels
 from fluid_bayes.adaptive.options import ESTIMATORS, INTEGRATIONS
 from fluid_bayes.dims import HDI_PROB
 
@@ -241,6 +241,7 @@ WINDOW_NATS = 40.0
 #: a window edge this close (nats) to some draw's maximum triggers a full recomputation
 EDGE_NATS = 25.0
 _WINDOW, _EDGE = float(np.exp(-WINDOW_NATS)), float(np.exp(-EDGE_NATS))
+_NO_MARGINAL = np.zeros(0)  # grid_weight_step: no marginal wanted
 
 
 class GridState:
@@ -248,7 +249,8 @@ class GridState:
 
     Holds the posterior weight of every (draw, node), each draw's row scaled to a
     maximum of 1 with its log scale kept aside, and multiplies each new answer's
-    likelihood in (no logarithm per cell; :func:`fluid_bayes.adaptive.kernels.grid_weight_step`).
+    likelihood in (no logarithm per cell; the mixture marginal comes out of the same
+    pass: :func:`fluid_bayes.adaptive.grid_kernels.grid_weight_step`).
     Updates touch only a window of nodes: those within ``WINDOW_NATS`` of some draw's
     maximum (plus two nodes each side); the rest carry less than ``exp(-40)`` of any
     draw's mass. If the posterior later moves so that a window edge comes within
@@ -313,13 +315,19 @@ class GridState:
         a = np.ascontiguousarray(a, dtype=np.float64)
         b = np.ascontiguousarray(b, dtype=np.float64)
         self._answers.append((a, b, float(y)))
-        best = kernels.grid_weight_step(self._w, self._log_scale, self.lo, self.hi, a, b,
-                                         float(y), self.nodes, self._step)  # fmt: skip
+        lo, rebuilds = self.lo, self.n_rebuilds
+        # the mixture marginal comes out of the same pass over the weights
+        marg = np.zeros(self.hi - lo) if self.integration == "mixture" else _NO_MARGINAL
+        best = grid_kernels.grid_weight_step(self._w, self._log_scale, lo, self.hi, a, b,
+                                              float(y), self.nodes, self._step, marg)  # fmt: skip
         self._wj = self._marg = self._summary = None
         if best.size == 0:  # a likelihood underflowed: recompute in log space
             self._rebuild()
-        else:
-            self._refresh_window(best)
+            return
+        self._refresh_window(best)
+        if marg.size and self.n_rebuilds == rebuilds:
+            # nodes the window dropped hold under exp(-40) of every draw's mass
+            self._marg = marg[self.lo - lo : self.hi - lo]
 
     def _refresh_window(self, best: np.ndarray | None = None) -> None:
         """Shrink the window to the nodes that matter, or rebuild when it must grow.
@@ -348,9 +356,11 @@ class GridState:
 
     def _window_joint(self) -> np.ndarray:
         if self._wj is None:  # as joint_weights(), in one compiled pass
-            self._wj, self._marg = kernels.grid_window_weights(
+            self._wj, marg = grid_kernels.grid_window_weights(
                 self._w, self._log_scale, self.lo, self.hi, self.integration == "mixture"
             )
+            if self._marg is None:
+                self._marg = marg
         return self._wj
 
     def joint(self) -> np.ndarray:
@@ -362,7 +372,8 @@ class GridState:
     def marginal(self) -> np.ndarray:
         """Posterior weights over the nodes, shape ``(G,)``."""
         out = np.zeros(self.nodes.size)
-        self._window_joint()
+        if self._marg is None:
+            self._window_joint()
         out[self.lo : self.hi] = self._marg
         return out
 
