@@ -18,8 +18,10 @@ from fluid_bayes.data.series import checkpoint_series, read_reference
 from fluid_bayes.exceptions import DataError
 from fluid_bayes.study.experiment import EXPERIMENT_METHODS, run_experiment
 from fluid_bayes.study.metrics import (
+    bootstrap_indices,
     mean_rank_distance,
     monotonicity,
+    paired_bootstrap,
     spearman,
     summarize,
     total_variation,
@@ -332,3 +334,78 @@ def test_runner_refuses_what_it_cannot_score(small):
                        items=[*sim.responses.items, "extra"], source="holey")  # fmt: skip
     with pytest.raises(DataError, match=f"answered no item of the bank: {holey.subjects[0]}"):
         run_experiment(bank, holey, series=series, methods=["random"], budgets=[5])
+
+
+# -- paired bootstrap of the comparison -----------------------------------------------
+
+
+def test_paired_bootstrap_against_numpy_with_the_same_resamples(small):
+    _, sim, _, _, res = small
+    r, d = res.results, res.detail
+    runs = sorted(r["run"].astype(str).unique())
+    idx = bootstrap_indices(len(runs), 200, 11)
+    got = paired_bootstrap(r, d, baseline="fluid", reference=sim.reference,
+                           methods=["fluid-bayes", "random"], n_boot=200, seed=11)  # fmt: skip
+    q = [0.05, 0.95]
+    # a per-run metric: the runs' values (random: averaged over its 2 repeats), resampled
+    for method in ("fluid-bayes", "random"):
+
+        def per_run(m):
+            g = d.query("metric == 'monotonicity' and method == @m and budget == 40")
+            return g.groupby("run")["value"].mean().reindex(runs).to_numpy()
+
+        diff = per_run(method)[idx].mean(axis=1) - per_run("fluid")[idx].mean(axis=1)
+        row = got.query("metric == 'monotonicity' and method == @method and budget == 40")
+        assert row["diff"].item() == pytest.approx(per_run(method).mean() - per_run("fluid").mean())
+        assert row[["diff_low", "diff_high"]].to_numpy()[0] == pytest.approx(np.quantile(diff, q))
+
+    # rank distance: recomputed over the subjects of the resampled runs
+    def rank_dist(m, take_runs, rep=0):
+        g = r.query("method == @m and budget == 10 and repeat == @rep")
+        parts = [g[g["run"] == runs[u]] for u in take_runs]
+        x = pd.concat(parts)
+        return mean_rank_distance(x["score"], sim.reference.loc[x["subject"]]).value
+
+    diff = [rank_dist("fluid-bayes", row) - rank_dist("fluid", row) for row in idx]
+    row = got.query("metric == 'validity_rank_distance' and method == 'fluid-bayes' and "
+                    "budget == 10")  # fmt: skip
+    assert row[["diff_low", "diff_high"]].to_numpy()[0] == pytest.approx(np.quantile(diff, q))
+    # random: averaged over its two repeats (the same subsets in every resample)
+    rand = [np.mean([rank_dist("random", row, k) for k in (0, 1)]) - rank_dist("fluid", row)
+            for row in idx]  # fmt: skip
+    row = got.query("metric == 'validity_rank_distance' and method == 'random' and "
+                    "budget == 10")  # fmt: skip
+    assert row[["diff_low", "diff_high"]].to_numpy()[0] == pytest.approx(np.quantile(rand, q))
+    # same seed, same intervals; another seed, others
+    again = paired_bootstrap(r, d, baseline="fluid", reference=sim.reference,
+                             methods=["fluid-bayes", "random"], n_boot=200, seed=11)  # fmt: skip
+    pd.testing.assert_frame_equal(got, again)
+    other = paired_bootstrap(r, d, baseline="fluid", reference=sim.reference,
+                             methods=["fluid-bayes"], n_boot=200, seed=12)  # fmt: skip
+    assert not np.allclose(other["diff_low"], got.query("method == 'fluid-bayes'")["diff_low"])
+    with pytest.raises(ValueError, match="baseline method 'nobody'"):
+        paired_bootstrap(r, d, baseline="nobody")
+
+
+def test_runner_reports_the_comparison_in_summary_and_table2(small):
+    _, _, _, _, res = small
+    c = res.comparison
+    assert set(c["method"]) == {"random", "random-irt", "fluid-bayes"}
+    assert set(c["baseline"]) == {"fluid"} and res.config["baseline"] == "fluid"
+    assert (c["diff_low"] <= c["diff_high"]).all()
+    assert len(c) == 3 * 4 * 3  # methods x metrics x budgets
+    s = res.summary.set_index(["metric", "method", "budget"])
+    v = s["value"]
+    # the difference is the difference of the summary's means (one repeat: exactly)
+    assert s.loc[("variance_tv", "fluid-bayes", 40), "diff"] == pytest.approx(
+        v["variance_tv", "fluid-bayes", 40] - v["variance_tv", "fluid", 40]
+    )
+    assert np.isnan(s.loc[("variance_tv", "fluid", 40), "diff"])
+    t2 = res.table2()
+    assert t2.loc[("monotonicity", "fluid-bayes - fluid"), "10"] == pytest.approx(
+        s.loc[("monotonicity", "fluid-bayes", 10), "diff"]
+    )
+    assert t2.loc[("monotonicity", "fluid-bayes - fluid high"), "40"] == pytest.approx(
+        s.loc[("monotonicity", "fluid-bayes", 40), "diff_high"]
+    )
+    assert list(t2.columns) == ["10", "40", "600", "full"]

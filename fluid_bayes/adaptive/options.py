@@ -30,7 +30,7 @@ from fluid_bayes.ranges import COUNT, SEED, THRESHOLD, Range, check_fields, opti
 __all__ = ["ESTIMATORS", "INTEGRATIONS", "METHODS", "ROUND_RULES", "SELECTORS", "SessionConfig"]
 
 ESTIMATORS = ("bayes", "eap", "map")
-SELECTORS = ("expected-fi", "mfi", "mpwi", "random")
+SELECTORS = ("expected-fi", "mfi", "mpwi", "random", "epv")
 INTEGRATIONS = ("mixture", "weighted")
 #: joint rules of a round of k items (:mod:`fluid_bayes.adaptive.rounds`)
 ROUND_RULES = ("spread", "believer", "believer-mode", "top")
@@ -52,7 +52,7 @@ class SessionConfig:
     ----------
     estimator : {"bayes", "eap", "map"}
         Ability inference (:mod:`fluid_bayes.adaptive.ability`).
-    select : {"expected-fi", "mfi", "mpwi", "random"}
+    select : {"expected-fi", "mfi", "mpwi", "random", "epv"}
         Selection rule (:mod:`fluid_bayes.adaptive.selection`).
     max_items, min_items : int
         Session length limits (defaults 100 and 0; ``1 <= max_items``,

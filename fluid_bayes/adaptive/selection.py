@@ -16,6 +16,17 @@ state; each works on a batch of ``B`` sessions at once (one session is ``B = 1``
     Information averaged over the ability posterior (on the grid) and the draws.
 ``random``
     Uniform among the available items.
+``epv``
+    The expected reduction of the ability posterior's variance by the item's answer,
+    under the answer's posterior predictive distribution, over the joint (draw, node)
+    weights of the session's ability posterior (:mod:`fluid_bayes.adaptive.variance_kernels`):
+    minimizes the expected posterior variance. Unlike ``expected-fi`` it does not
+    reward an item for the uncertainty of its parameters (``E[a^2 p q]`` grows with it;
+    the answer to an uncertain item tells less). Scored exactly for the
+    ``EPV_CANDIDATES`` best available items by ``expected-fi`` and by ``mfi`` at the
+    estimate (their union), over at most ``EPV_DRAWS`` evenly thinned draws and, per
+    draw, the nodes whose weight exceeds ``1e-10`` of the largest; the ``map``
+    estimator's posterior enters as its normal approximation on the grid.
 
 ``randomesque=k`` (exposure control) picks uniformly among the ``k`` best. Items already
 administered, excluded or (in replay) not answered by the subject are never chosen.
@@ -29,8 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fluid_bayes import irt
-from fluid_bayes.adaptive import kernels
-from fluid_bayes.adaptive.ability import ability_grid
+from fluid_bayes.adaptive import kernels, variance_kernels
+from fluid_bayes.adaptive.ability import GridState, ability_grid, normal_log_prior
 from fluid_bayes.adaptive.options import SELECTORS
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 
@@ -40,6 +51,9 @@ __all__ = [
     "BankArrays",
     "SelectionRule",
     "criterion",
+    "epv_candidates",
+    "epv_fast",
+    "epv_scores",
     "expected_fi_fast",
     "mfi_fast",
     "pick",
@@ -47,6 +61,11 @@ __all__ = [
 
 #: candidates re-scored exactly by ``expected-fi``
 RERANK = 10
+#: candidates of each screen (``expected-fi``, ``mfi``) that ``epv`` scores exactly
+EPV_CANDIDATES = 16
+#: draws ``epv`` evaluates at most (evenly thinned)
+EPV_DRAWS = 500
+_EPV_REL = 1e-10  # cells below this fraction of the largest weight are left out
 _TABLE_BLOCK_BYTES = 64 * 2**20  # memory of one (draws, nodes, items) block of the tables
 # per-node item rankings of the MFI kernel: node spacing over [-4, 4], items kept per node
 _RANK_STEP, _RANK_RANGE, _RANK_KEEP = 0.01, (-4.0, 4.0), 1024
@@ -197,18 +216,88 @@ def _interp_rows(table: np.ndarray, nodes: np.ndarray, theta: np.ndarray) -> np.
     return (1.0 - w) * table[k] + w * table[k + 1]
 
 
+def _posterior_cells(arrays: BankArrays, state) -> tuple:
+    """The state's ability posterior as ``epv`` reads it.
+
+    ``(w, nodes, a, b, draws)``: joint weights ``(S', W)`` of the draws used (at most
+    :data:`EPV_DRAWS`, evenly thinned) on the window nodes ``(W,)``, the item
+    parameters ``(S, N)`` the rows belong to (draws, or the point estimates as one
+    draw) and the draw index of each row. A state without a grid (``map``) is its
+    normal approximation ``N(mean, sd)`` on point parameters.
+    """
+    if isinstance(state, GridState):
+        lo, hi = state.lo, state.hi
+        w = state.joint()[:, lo:hi]
+        nodes = arrays.nodes[lo:hi]
+    else:
+        est = state.summary()
+        nodes = arrays.nodes
+        w = np.exp(normal_log_prior(nodes, est.mean, max(est.sd, 1e-3)))[None, :]
+    if w.shape[0] == arrays.n_draws:
+        a, b = arrays.a, arrays.b
+    elif w.shape[0] == 1:
+        a, b = arrays.a_point[None, :], arrays.b_point[None, :]
+    else:
+        raise ValueError(f"the state has {w.shape[0]} draws, the bank {arrays.n_draws}")
+    step = -(-w.shape[0] // EPV_DRAWS)  # ceil
+    draws = np.arange(0, w.shape[0], step, dtype=np.int64)
+    w = np.ascontiguousarray(w[draws])
+    return w, np.ascontiguousarray(nodes), a, b, draws
+
+
+def epv_scores(arrays: BankArrays, state, items: np.ndarray) -> np.ndarray:
+    """Expected reduction of the posterior variance of ability by each of ``items``.
+
+    Parameters
+    ----------
+    arrays : BankArrays
+        The bank.
+    state : GridState or MapState
+        The session's ability state.
+    items : numpy.ndarray
+        Bank indices (K,) (-1 scores ``-inf``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Var(theta) - E_y[Var(theta | y)]`` per item (K,), ability^2 (higher is better).
+    """
+    w, nodes, a, b, draws = _posterior_cells(arrays, state)
+    lo, hi = variance_kernels.draw_ranges(w, _EPV_REL)
+    return variance_kernels.variance_reduction(w, nodes, a, b, draws,
+                                               np.asarray(items, np.int64), lo, hi)  # fmt: skip
+
+
+def epv_candidates(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> np.ndarray:
+    """The items ``epv`` scores: the union of the best available by both screens.
+
+    The :data:`EPV_CANDIDATES` best by interpolated ``expected-fi`` and by point
+    Fisher information (``mfi``) at ``theta``, in increasing index order.
+    """
+    m = min(EPV_CANDIDATES, arrays.n_items)
+    th = np.array([float(theta)])
+    by_info = kernels.top_candidates(arrays.info_table, arrays.nodes, th,
+                                     unavailable[None, :], m)[0]  # fmt: skip
+    point = irt.fisher_information(float(theta), arrays.a_point, arrays.b_point)
+    point = np.where(unavailable, -np.inf, point)
+    by_point = np.argpartition(-point, m - 1)[:m] if m < point.size else np.arange(m)
+    by_point = by_point[np.isfinite(point[by_point])]
+    return np.union1d(by_info[by_info >= 0], by_point).astype(np.int64)
+
+
 def criterion(
     rule: str,
     arrays: BankArrays,
     *,
     theta: np.ndarray,
     weights: np.ndarray | None = None,
+    states: list | None = None,
 ) -> np.ndarray:
     """Score of every item for a batch of sessions (higher is better).
 
     Parameters
     ----------
-    rule : {"mfi", "expected-fi", "mpwi", "random"}
+    rule : {"mfi", "expected-fi", "mpwi", "random", "epv"}
         Selection rule (``random`` scores every item 0).
     arrays : BankArrays
         The bank.
@@ -216,11 +305,16 @@ def criterion(
         Current ability estimates, shape ``(B,)``.
     weights : numpy.ndarray, optional
         Ability posteriors on ``arrays.nodes``, shape ``(B, G)``; needed by ``mpwi``.
+    states : list, optional
+        The sessions' ability states (``B``); needed by ``epv``, which scores every
+        item exactly (:func:`epv_scores`; its ``fast`` path scores only the screened
+        candidates).
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(B, N)``: information (1 / ability^2) for the information rules.
+        Shape ``(B, N)``: information (1 / ability^2) for the information rules, the
+        expected variance reduction (ability^2) for ``epv``.
     """
     theta = np.asarray(theta, dtype=np.float64)
     if rule == "mfi":
@@ -233,6 +327,11 @@ def criterion(
         return weights @ arrays.info_table
     if rule == "random":
         return np.zeros((theta.size, arrays.n_items))
+    if rule == "epv":
+        if states is None:
+            raise ValueError("epv needs the sessions' ability states")
+        every = np.arange(arrays.n_items, dtype=np.int64)
+        return np.stack([epv_scores(arrays, st, every) for st in states])
     raise ValueError(f"unknown selection rule {rule!r}; choose from {', '.join(SELECTORS)}")
 
 
@@ -318,6 +417,18 @@ def expected_fi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) 
     return int(cand[int(np.argmax(exact))])
 
 
+def epv_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray, state) -> int:
+    """``epv`` for one session over the screened candidates (-1: none left).
+
+    :func:`epv_candidates` at ``theta``, scored by :func:`epv_scores`; ties to the
+    lowest index.
+    """
+    cand = epv_candidates(arrays, theta, unavailable)
+    if cand.size == 0:
+        return -1
+    return int(cand[int(np.argmax(epv_scores(arrays, state, cand)))])
+
+
 def mfi_fast(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> int:
     """The paper's MFI choice for one session by the pruned kernel (-1: none left)."""
     return int(
@@ -347,15 +458,20 @@ class SelectionRule:
         The rule needs the ability posterior on the grid (``weights`` in :meth:`choose`).
     random : bool
         The rule draws from the session's random generator even at ``randomesque=1``.
+    uses_state : bool
+        The rule reads the session's ability state (``state`` in :meth:`choose`; its
+        ``fast`` takes it as a fourth argument).
     fast : callable, optional
-        ``fast(arrays, theta, unavailable) -> index``: a compiled single-session choice,
-        the same as :func:`criterion` + :func:`pick` with ``randomesque=1``.
+        ``fast(arrays, theta, unavailable[, state]) -> index``: a compiled
+        single-session choice, the same as :func:`criterion` + :func:`pick` with
+        ``randomesque=1`` (``epv``'s: over its screened candidates only).
     """
 
     name: str
     uses_posterior: bool = False
     random: bool = False
-    fast: Callable[[BankArrays, float, np.ndarray], int] | None = None
+    uses_state: bool = False
+    fast: Callable[..., int] | None = None
 
     def needs_rng(self, randomesque: int) -> bool:
         """Whether :meth:`choose` needs a random generator."""
@@ -370,6 +486,7 @@ class SelectionRule:
         weights: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
         randomesque: int = 1,
+        state=None,
     ) -> int:
         """The bank index of the item to ask one session next (-1: none left).
 
@@ -388,12 +505,19 @@ class SelectionRule:
             Needed when :meth:`needs_rng`.
         randomesque : int
             Choose uniformly among the best ``randomesque`` items.
+        state : GridState or MapState, optional
+            The session's ability state; needed when :attr:`uses_state`.
         """
+        if self.uses_state and state is None:
+            raise ValueError(f"selection rule {self.name!r} needs the session's ability state")
         if randomesque == 1 and self.fast is not None:
+            if self.uses_state:
+                return self.fast(arrays, theta, unavailable, state)
             return self.fast(arrays, theta, unavailable)
         th = np.array([float(theta)])
         w = None if weights is None else np.asarray(weights)[None, :]
-        scores = criterion(self.name, arrays, theta=th, weights=w)
+        states = None if state is None else [state]
+        scores = criterion(self.name, arrays, theta=th, weights=w, states=states)
         rngs = None if rng is None else [rng]
         j = pick(self.name, arrays, scores, unavailable[None, :], theta=th, rngs=rngs,
                  randomesque=randomesque)  # fmt: skip
@@ -408,6 +532,7 @@ SELECTION_RULES = {
         SelectionRule("mfi", fast=mfi_fast),
         SelectionRule("mpwi", uses_posterior=True),
         SelectionRule("random", random=True),
+        SelectionRule("epv", uses_state=True, fast=epv_fast),
     )
 }
 assert tuple(SELECTION_RULES) == SELECTORS

@@ -277,7 +277,8 @@ class Session:
         weights = self._grid_weights(state) if rule.uses_posterior else None
         rng = session_rng(cfg.seed, self.subject, step) if rule.needs_rng(cfg.randomesque) else None
         return rule.choose(self.arrays, theta, unavailable, weights=weights, rng=rng,
-                           randomesque=cfg.randomesque)  # fmt: skip
+                           randomesque=cfg.randomesque,
+                           state=state if rule.uses_state else None)  # fmt: skip
 
     def _params(self, j: int) -> tuple:
         """Item ``j``'s parameters as the state takes them: draws ``(S,)``, or the point."""

@@ -16,6 +16,12 @@ Methods (scores are accuracy in [0, 1] or ability on the bank's scale):
 - ``fluid-bayes``: posterior-expected information and the Bayesian ability (posterior
   mean over the bank's draws), after ``n`` items; its posterior SD is kept.
 
+Comparison: with a ``baseline`` method (default ``fluid``, the paper's, when it is run),
+every other method's difference from it in each metric and budget comes with a paired
+bootstrap interval over the training runs (:func:`fluid_bayes.study.metrics.paired_bootstrap`):
+``ExperimentResult.comparison``, the columns ``baseline, diff, diff_low, diff_high`` of
+the summary and the ``"<method> - <baseline>"`` rows of :meth:`ExperimentResult.table2`.
+
 Random subsets: one random order of the bank per repetition, shared by every run and
 checkpoint (a static small benchmark, as a practitioner would use one), nested across
 budgets (the first ``n`` items). A subject without an answer to an item of the subset
@@ -43,7 +49,7 @@ from fluid_bayes.adaptive.selection import BankArrays
 from fluid_bayes.adaptive.workers import Workers, check_workers, using_workers
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.exceptions import DataError
-from fluid_bayes.study.metrics import METRICS, summarize
+from fluid_bayes.study.metrics import BOOTSTRAP_PROB, METRICS, paired_bootstrap, summarize
 from fluid_bayes.study.options import DEFAULT_BUDGETS, EXPERIMENT_METHODS
 
 __all__ = [
@@ -73,10 +79,16 @@ class ExperimentResult:
         a_point, b_point`` (the item's posterior-mean parameters).
     detail, summary : pandas.DataFrame
         From :func:`fluid_bayes.study.metrics.summarize`.
+        The summary also has ``baseline, diff, diff_low, diff_high`` (from
+        ``comparison``; NaN for the baseline and methods not compared).
     notes : tuple of str
         What was capped, left out or could not be scored, and why.
     config : dict
-        Methods, budgets, repeats, seed, bank hash, timings.
+        Methods, budgets, repeats, seed, bank hash, timings, baseline, bootstrap.
+    comparison : pandas.DataFrame
+        From :func:`fluid_bayes.study.metrics.paired_bootstrap`: per metric, method and
+        budget the difference from the baseline and its paired bootstrap interval
+        (empty without a baseline).
     """
 
     results: pd.DataFrame
@@ -85,12 +97,15 @@ class ExperimentResult:
     summary: pd.DataFrame
     notes: tuple[str, ...] = ()
     config: dict = field(default_factory=dict)
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table2(self) -> pd.DataFrame:
         """The summary shaped like the paper's Table 2.
 
         Rows ``(metric, method)``, columns the budgets (full methods under ``"full"``),
-        cells the mean value.
+        cells the mean value. With a comparison, each compared method adds three rows
+        per metric: ``"<method> - <baseline>"`` (the difference),
+        ``"... low"`` and ``"... high"`` (its paired bootstrap interval).
         """
         s = self.summary.copy()
         full = s["method"].isin(_FULL)
@@ -105,7 +120,23 @@ class ExperimentResult:
             [(m, k) for m in metric_order for k in method_order if (m, k) in wide.index],
             names=["metric", "method"],
         )
-        return wide.reindex(index=index, columns=cols)
+        table = wide.reindex(index=index, columns=cols)
+        c = self.comparison
+        if c.empty:
+            return table
+        rows = {}
+        for metric in metric_order:
+            for method in method_order:
+                g = c[(c["metric"] == metric) & (c["method"] == method)]
+                if g.empty:
+                    continue
+                name = f"{method} - {g['baseline'].iloc[0]}"
+                for col, suffix in (("diff", ""), ("diff_low", " low"), ("diff_high", " high")):
+                    vals = dict(zip(g["budget"].astype(str), g[col], strict=True))
+                    rows[(metric, name + suffix)] = [vals.get(k, np.nan) for k in cols]
+        extra = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+        extra.index = pd.MultiIndex.from_tuples(extra.index, names=["metric", "method"])
+        return pd.concat([table, extra])
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write the tables, the configuration and (``figures``) the plots to ``out``.
@@ -216,6 +247,8 @@ def run_experiment(
     progress: bool = False,
     workers: int | str | Workers = 1,
     scheduler: str | None = None,
+    baseline: str | None = "fluid",
+    bootstrap: int = 1000,
 ) -> ExperimentResult:
     """Score every subject by every method and budget, then compute the metrics.
 
@@ -253,6 +286,12 @@ def run_experiment(
         The results are the same whatever the workers.
     scheduler : str, optional
         Address of an existing Dask scheduler to send the sessions to.
+    baseline : str, optional
+        The method every other is compared with by a paired bootstrap over runs
+        (default ``fluid``, the paper's; skipped when it is not among ``methods``;
+        ``None``: no comparison).
+    bootstrap : int
+        Resamples of the comparison (>= 10), seeded by ``seed``.
 
     Returns
     -------
@@ -265,6 +304,11 @@ def run_experiment(
         series = pd.DataFrame({"run": np.nan, "step": np.nan}, index=list(data.subjects))
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if baseline is not None and baseline not in EXPERIMENT_METHODS:
+        raise ValueError(f"unknown baseline {baseline!r}; choose from "
+                         f"{', '.join(EXPERIMENT_METHODS)}")  # fmt: skip
+    if bootstrap < 10:
+        raise ValueError(f"bootstrap must be >= 10 resamples, got {bootstrap}")
     arrays = arrays or BankArrays.from_bank(bank)
     budgets, notes = _check_inputs(data, series, reference, labels, list(methods), budgets,
                                    arrays.n_items)  # fmt: skip
@@ -365,6 +409,14 @@ def run_experiment(
         raise DataError(f"{row['method']}: no score for subject {row['subject']!r} at "
                         f"budget {row['budget']} (no answered items)")  # fmt: skip
     detail, summary = summarize(results, reference=reference)
+    comparison = pd.DataFrame()
+    if baseline is not None and baseline in methods:
+        others = [m for m in methods if m != baseline and m not in _FULL]
+        comparison = paired_bootstrap(results, detail, baseline=baseline, reference=reference,
+                                      methods=others, n_boot=bootstrap, seed=seed)  # fmt: skip
+        keys = ["metric", "method", "budget"]
+        summary = summary.merge(comparison.drop(columns="n_units"), on=keys, how="left")
+        say(f"paired bootstrap against {baseline}: {bootstrap} resamples")
     items = (pd.concat(item_frames, ignore_index=True) if item_frames else
              pd.DataFrame(columns=["subject", "method", "position", "item", "a_point",
                                    "b_point"]))  # fmt: skip
@@ -372,8 +424,9 @@ def run_experiment(
               "prior_mean": prior_mean, "prior_sd": prior_sd, "bank": bank.config_hash,
               "n_items": arrays.n_items, "n_draws": arrays.n_draws,
               "n_subjects": len(subjects), "n_runs": int(meta["run"].nunique()),
-              "seconds": timings}  # fmt: skip
-    return ExperimentResult(results, items, detail, summary, tuple(notes), config)
+              "seconds": timings, "baseline": None if comparison.empty else baseline,
+              "bootstrap": bootstrap, "bootstrap_prob": BOOTSTRAP_PROB}  # fmt: skip
+    return ExperimentResult(results, items, detail, summary, tuple(notes), config, comparison)
 
 
 def _adaptive(bank, data, arrays, preset, max_items, prior, say, label, pool):

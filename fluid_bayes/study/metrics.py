@@ -15,6 +15,10 @@ Pure functions on score vectors, then :func:`summarize` over a tidy results tabl
   than two checkpoints or a constant score.
 - Mislabels: mislabeled items administered per session.
 
+:func:`paired_bootstrap` compares two methods: the difference of each metric's mean at
+each budget, with a bootstrap interval over training runs (series), each resample
+shared by both methods (paired).
+
 Undefined values are NaN in the tables; :func:`summarize` averages the defined ones and
 counts the undefined.
 """
@@ -33,6 +37,11 @@ __all__ = [
     "MetricValue",
     "mean_rank_distance",
     "monotonicity",
+    "BOOTSTRAP_PROB",
+    "BOOTSTRAP_RESAMPLES",
+    "bootstrap_indices",
+    "paired_bootstrap",
+    "paired_differences",
     "spearman",
     "summarize",
     "total_variation",
@@ -222,3 +231,170 @@ def summarize(
         summary = summary.sort_values("metric", key=lambda s: s.map(order), kind="stable")
         summary = summary.reset_index(drop=True)
     return detail, summary
+
+
+# -- paired comparison -------------------------------------------------------------------
+
+#: bootstrap resamples and interval mass of :func:`paired_bootstrap`
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_PROB = 1000, 0.90
+_RUN_METRICS = ("variance_tv", "monotonicity")
+_SUBJECT_METRICS = {"validity_rank_distance": mean_rank_distance, "validity_spearman": spearman}
+
+
+def bootstrap_indices(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+    """The resamples of :func:`paired_bootstrap`: ``(n_boot, n_units)`` unit indices.
+
+    Drawn with replacement from ``numpy.random.default_rng([seed, n_units])``.
+    """
+    rng = np.random.default_rng([int(seed), int(n_units)])
+    return rng.integers(0, n_units, size=(int(n_boot), int(n_units)))
+
+
+def _run_table(detail: pd.DataFrame, metric: str, method: str, budget, units) -> np.ndarray:
+    """Per unit (run) the metric averaged over repeats (NaN where undefined)."""
+    d = detail[(detail["metric"] == metric) & (detail["method"] == method)
+               & (detail["budget"] == budget)]  # fmt: skip
+    per = d.groupby("run")["value"].mean()
+    return per.reindex(units).to_numpy(float)
+
+
+def _subject_metric(results, reference, metric, method, budget, unit_of, idx, n_units):
+    """The metric over the subjects of each resample of units, averaged over repeats.
+
+    ``idx`` (B, U) resamples units; row 0 of the returned (B + 1,) is the observed value.
+    """
+    fn = _SUBJECT_METRICS[metric]
+    g = results[(results["method"] == method) & (results["budget"] == budget)
+                & results["subject"].isin(reference.index)]  # fmt: skip
+    out = np.zeros(idx.shape[0] + 1)
+    reps = g.groupby("repeat", sort=True)
+    for _, r in reps:
+        unit = r["subject"].map(unit_of).to_numpy()
+        score = r["score"].to_numpy(float)
+        ref = reference.loc[r["subject"]].to_numpy(float)
+        members = [np.flatnonzero(unit == u) for u in range(n_units)]
+        out[0] += fn(score, ref).value
+        for k, row in enumerate(idx, start=1):
+            take = np.concatenate([members[u] for u in row])
+            out[k] += fn(score[take], ref[take]).value if take.size else np.nan
+    return out / reps.ngroups
+
+
+def paired_differences(
+    results: pd.DataFrame,
+    detail: pd.DataFrame,
+    *,
+    baseline: str,
+    reference: pd.Series | None = None,
+    methods: Sequence[str] | None = None,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each method's difference from ``baseline`` per metric and budget, per resample.
+
+    The units resampled are the training runs (series) of ``results``, or the subjects
+    when no subject belongs to a run. One set of resamples
+    (:func:`bootstrap_indices`) serves every method, budget and metric, so each
+    difference is paired: both methods are scored on the same resampled runs.
+
+    - ``variance_tv``, ``monotonicity``: per run, the value averaged over repeats
+      (``detail``); a resample's mean is the mean over its runs of the defined values.
+    - ``validity_rank_distance``, ``validity_spearman``: recomputed over the subjects of
+      the resampled runs (a run drawn twice counts twice), averaged over repeats.
+
+    Parameters
+    ----------
+    results, detail : pandas.DataFrame
+        The tidy results and the per-run metrics (:func:`summarize`).
+    baseline : str
+        The method every other is compared with.
+    reference : pandas.Series, optional
+        External scores (validity); without it no validity difference.
+    methods : sequence of str, optional
+        Methods to compare (default: every other method of ``results``).
+    n_boot : int
+        Resamples (>= 10).
+    seed : int
+        Seeds the resamples (same seed, same resamples).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric, method, baseline, budget, n_units, diff``: a (n_boot + 1,) array of
+        ``method mean - baseline mean``, element 0 on the observed units, then one per
+        resample.
+    """
+    if baseline not in set(results["method"]):
+        raise ValueError(f"baseline method {baseline!r} is not among the results' methods")
+    if n_boot < 10:
+        raise ValueError(f"need n_boot >= 10, got {n_boot}")
+    has_run = results["run"].notna() & (results["run"].astype(str) != "")
+    by_run = bool(has_run.any())
+    units = sorted(results.loc[has_run, "run"].astype(str).unique()) if by_run else sorted(
+        results["subject"].unique())  # fmt: skip
+    pos = {u: k for k, u in enumerate(units)}
+    keys = results["run"].astype(str) if by_run else results["subject"]
+    unit_of = {s: pos[u] for s, u in zip(results["subject"], keys, strict=True) if u in pos}
+    idx = bootstrap_indices(len(units), n_boot, seed)
+    budgets = sorted(results.loc[results["method"] == baseline, "budget"].unique())
+    if methods is None:
+        methods = [m for m in dict.fromkeys(results["method"]) if m != baseline]
+    metrics = [m for m in _RUN_METRICS if by_run and m in set(detail["metric"])]
+    if reference is not None:
+        metrics += list(_SUBJECT_METRICS)
+
+    def values(metric, method, budget):
+        if metric in _RUN_METRICS:
+            x = _run_table(detail, metric, method, budget, units)
+            return np.concatenate([[np.nanmean(x)], np.nanmean(x[idx], axis=1)])
+        return _subject_metric(results, reference, metric, method, budget, unit_of, idx,
+                               len(units))  # fmt: skip
+
+    rows = []
+    for metric in metrics:
+        for budget in budgets:
+            base = values(metric, baseline, budget)
+            for method in methods:
+                if not ((results["method"] == method) & (results["budget"] == budget)).any():
+                    continue
+                rows.append({"metric": metric, "method": method, "baseline": baseline,
+                             "budget": budget, "n_units": len(units),
+                             "diff": values(metric, method, budget) - base})  # fmt: skip
+    return pd.DataFrame(rows, columns=["metric", "method", "baseline", "budget", "n_units",
+                                       "diff"])  # fmt: skip
+
+
+def paired_bootstrap(
+    results: pd.DataFrame,
+    detail: pd.DataFrame,
+    *,
+    baseline: str,
+    reference: pd.Series | None = None,
+    methods: Sequence[str] | None = None,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    prob: float = BOOTSTRAP_PROB,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Difference of each metric between each method and ``baseline``, with an interval.
+
+    The paired resampled differences of :func:`paired_differences` (same arguments),
+    summarized by the observed difference and the ``prob`` percentile interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric, method, baseline, budget, diff, diff_low, diff_high, n_units``:
+        ``diff`` = method mean - baseline mean on the observed units (lower is better
+        for ``variance_tv`` and ``validity_rank_distance``).
+    """
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"need 0 < prob < 1, got {prob}")
+    d = paired_differences(results, detail, baseline=baseline, reference=reference,
+                           methods=methods, n_boot=n_boot, seed=seed)  # fmt: skip
+    q = [(1.0 - prob) / 2, (1.0 + prob) / 2]
+    out = d.drop(columns="diff").copy()
+    out["diff"] = [float(x[0]) for x in d["diff"]]
+    bounds = np.array([np.nanquantile(x[1:], q) for x in d["diff"]]).reshape(-1, 2)
+    out["diff_low"], out["diff_high"] = bounds[:, 0], bounds[:, 1]
+    return out[["metric", "method", "baseline", "budget", "diff", "diff_low", "diff_high",
+                "n_units"]]  # fmt: skip
