@@ -264,8 +264,10 @@ def epv_scores(arrays: BankArrays, state, items: np.ndarray) -> np.ndarray:
     """
     w, nodes, a, b, draws = _posterior_cells(arrays, state)
     lo, hi = variance_kernels.draw_ranges(w, _EPV_REL)
-    return variance_kernels.variance_reduction(w, nodes, a, b, draws,
-                                               np.asarray(items, np.int64), lo, hi)  # fmt: skip
+    h = np.diff(nodes)
+    step = float(h[0]) if h.size and np.allclose(h, h[0], rtol=1e-12, atol=0) else 0.0
+    items = np.asarray(items, np.int64)
+    return variance_kernels.variance_reduction(w, nodes, a, b, draws, items, lo, hi, step)
 
 
 def epv_candidates(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> np.ndarray:
