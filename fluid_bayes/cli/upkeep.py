@@ -29,6 +29,12 @@ def add_upkeep_commands(sub: Any, formats: tuple[str, ...], add_input_args, add_
                     help="override thresholds, e.g. '{\"ceiling_prob\": 0.8}'")  # fmt: skip
     dg.add_argument("--seed", type=checks.typed(SEED), default=0,
                     help="random seed of the checks (0)")  # fmt: skip
+    dg.add_argument("--reference-sets", type=checks.typed(Range(int, 1, 100_000)), default=199,
+                    help="new-model sets simulated from the bank's own population, the "
+                    "reference of the refit counts (199)")  # fmt: skip
+    dg.add_argument("--population", choices=("calibration", "normal"), default="calibration",
+                    help="ability population of the reference: the calibration subjects' "
+                    "abilities, smoothed (default), or N(0, 1)")  # fmt: skip
     add_input_args(dg, formats)
 
     rf = sub.add_parser("refit", help="recalibrate on old + new answers, linked to the old scale")
@@ -82,7 +88,9 @@ def cmd_diagnose(args: argparse.Namespace, read_data) -> int:
         except json.JSONDecodeError as exc:
             raise DataError(f"--thresholds: {exc}") from None
     try:
-        advice = diagnose(bank, new, thresholds=overrides, seed=args.seed)
+        advice = diagnose(bank, new, thresholds=overrides, seed=args.seed,
+                          reference_sets=args.reference_sets,
+                          population=args.population)  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise DataError(str(exc)) from None
     print(json.dumps(advice.to_dict()) if args.json else advice)

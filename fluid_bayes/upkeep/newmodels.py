@@ -14,6 +14,7 @@ peak by luck of the prior, or solve hard items that the bank still resolves.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,9 +28,16 @@ from fluid_bayes.adaptive import kernels
 from fluid_bayes.adaptive.ability import grid_summary, joint_weights, normal_log_prior
 from fluid_bayes.data.responses import ResponseMatrix
 from fluid_bayes.dims import CHAIN, DRAW, ITEM, SUBJECT
-from fluid_bayes.exceptions import DataError
+from fluid_bayes.exceptions import DataError, OptionError
 from fluid_bayes.reporting import join_ids, nan_to_none, records
 from fluid_bayes.upkeep.checking import PPC_DRAWS
+from fluid_bayes.upkeep.reference import (
+    REFERENCE_SETS,
+    PosteriorScorer,
+    Reference,
+    check_reference_options,
+    simulate_reference,
+)
 
 if TYPE_CHECKING:
     from fluid_bayes.bank import ItemBank
@@ -66,8 +74,10 @@ class NewModelsCheck:
         (ability scale), ``n_answered, accuracy, hard_accuracy`` (share right of the
         answered hardest-decile items), ``p_above_info`` (posterior P(ability >
         ``theta_info_high``)), ``p_above_calibration`` (P(ability > the best
-        calibration subject's mean)), ``info_ratio`` (posterior mean of the bank's test
-        information at its ability / the maximum), ``sd_ratio`` (its posterior SD /
+        calibration subject's mean)); these two by
+        :class:`~fluid_bayes.upkeep.reference.PosteriorScorer`, as for the reference
+        sets, on a grid finer than the posterior SD), ``info_ratio`` (posterior mean of
+        the bank's test information at its ability / the maximum), ``sd_ratio`` (its posterior SD /
         the calibration subjects' median), ``ppc_p`` (T = minus the log-likelihood of
         its answers given an (ability, item draw) pair of its posterior: small =
         misfit), ``ppc_p_hard`` (T = number right on the hardest decile: small = better
@@ -99,6 +109,10 @@ class NewModelsCheck:
         Item-parameter draws integrated over.
     info_curve : pandas.Series
         The bank's test information (index: ability grid).
+    reference : Reference or None
+        The same statistics for simulated sets of as many models from the bank's own
+        population (:mod:`fluid_bayes.upkeep.reference`), against which
+        :func:`~fluid_bayes.upkeep.advice.advise` judges the counts; None when not made.
     """
 
     table: pd.DataFrame
@@ -115,6 +129,7 @@ class NewModelsCheck:
     skipped_subjects: tuple[str, ...]
     n_draws: int
     info_curve: pd.Series = field(repr=False, default=None)  # type: ignore[assignment]
+    reference: Reference | None = field(repr=False, default=None)
 
     @property
     def n_at_ceiling(self) -> int:
@@ -139,6 +154,7 @@ class NewModelsCheck:
             "extra_items": list(self.extra_items[:100]),
             "skipped_subjects": list(self.skipped_subjects),
             "n_draws": self.n_draws,
+            "reference": None if self.reference is None else self.reference.to_dict(),
             "new_models": records(self.table),
         }
 
@@ -194,6 +210,10 @@ def check_new_models(
     calibration_subjects: Literal["error", "skip"] = "error",
     ceiling_prob: float = CEILING_PROB,
     hard_accuracy: float = HARD_ACCURACY,
+    reference_sets: int | None = REFERENCE_SETS,
+    population: Literal["calibration", "normal"] = "calibration",
+    person_fit: bool = True,
+    reference: Reference | None = None,
 ) -> NewModelsCheck:
     """Place new models on the bank's scale and say which are at its ceiling.
 
@@ -213,6 +233,23 @@ def check_new_models(
         were fitted, so they are no test): raise, or leave them out and report them.
     ceiling_prob, hard_accuracy : float
         ``at_ceiling`` thresholds (see :class:`NewModelsCheck`).
+    reference_sets : int or None
+        Sets of as many models simulated from the bank's own population and posterior
+        (:func:`~fluid_bayes.upkeep.reference.simulate_reference`), the reference of the
+        refit advice's counts; default 199 (p-values in steps of 1/200). ``None``: none
+        (the advice then falls back on the bare counts, and says so).
+    population : {"calibration", "normal"}
+        The reference's ability population: the calibration subjects' abilities,
+        kernel-smoothed (default), or the model's ``N(0, 1)`` on the calibration scale
+        (see :mod:`fluid_bayes.upkeep.reference`).
+    person_fit : bool
+        Compute each model's posterior on its own grid, its HDI, ``info_ratio`` and the
+        person-fit p-values (about 1 s a model on ChemBench's 2,854 items). ``False``:
+        only what the refit counts need (mean and SD from the shared scorer; HDI,
+        ``info_ratio`` and the p-values NaN), for large sets.
+    reference : Reference, optional
+        A reference made by an earlier call for as many models with the same answered
+        items, bank, ``draws`` and ``seed`` (reused instead of simulated again).
 
     Returns
     -------
@@ -224,6 +261,8 @@ def check_new_models(
         No item of ``new_data`` is in the bank; calibration subjects in it (with
         ``"error"``); no subject left.
     """
+    if reference_sets is not None:
+        check_reference_options(reference_sets, population, seed)
     src = new_data.report.source
     col = {i: k for k, i in enumerate(new_data.items)}
     bank_items = bank.items
@@ -263,19 +302,47 @@ def check_new_models(
     cal, nan = bank.subjects, float("nan")
     cal_max = float(cal["theta_mean"].max()) if "theta_mean" in cal and len(cal) else nan
     cal_sd = float(cal["theta_sd"].median()) if "theta_sd" in cal and len(cal) else nan
+    answered = ~np.isnan(y_all)
+    digest = hashlib.sha1(np.packbits(answered).tobytes()).hexdigest()[:16]
+    key = f"{bank.config_hash}:{seed}:{len(pick)}:{digest}"
+    if reference is not None and reference.key != key:
+        raise OptionError(
+            f"reference: made for another bank, seed, draws or set of answered items "
+            f"({reference.set_size} models); leave it out to simulate one"
+        )
+    # the counted statistics, computed as for the reference sets (the same scorer)
+    scorer = _scorer(a_s, b_s, float(info[top]))
+    above = scorer.score(y_all, np.array([theta_high, 0.0 if math.isnan(cal_max) else cal_max]))
     table_rows = []
     for k, s in enumerate(subjects):
-        rec = _score_one(y_all[k], a_s, b_s, hard, rng)
-        nodes, w = rec.pop("_nodes"), rec.pop("_w")
-        rec["p_above_info"] = float(w[nodes > theta_high].sum())
-        rec["p_above_calibration"] = nan if math.isnan(cal_max) else float(w[nodes > cal_max].sum())
-        rec["info_ratio"] = float(w @ np.interp(nodes, _GRID, info) / info[top])
+        if person_fit:
+            rec = _score_one(y_all[k], a_s, b_s, hard, rng)
+            nodes, w = rec.pop("_nodes"), rec.pop("_w")
+            rec["info_ratio"] = float(w @ np.interp(nodes, _GRID, info) / info[top])
+        else:
+            rec = _counts_only(y_all[k], hard, above["theta_mean"][k], above["theta_sd"][k])
         rec["sd_ratio"] = rec["theta_sd"] / cal_sd
-        rec["at_ceiling"] = bool(
-            rec["p_above_info"] >= ceiling_prob and rec["hard_accuracy"] >= hard_accuracy
-        )
         table_rows.append({"subject": s, **rec})
     table = pd.DataFrame(table_rows).set_index("subject")
+    table["p_above_info"] = above["above"][:, 0]
+    table["p_above_calibration"] = nan if math.isnan(cal_max) else above["above"][:, 1]
+    table["at_ceiling"] = (table["p_above_info"] >= ceiling_prob) & (
+        table["hard_accuracy"] >= hard_accuracy
+    )
+    if reference is None and reference_sets is not None:
+        rest = np.setdiff1d(np.arange(a_all.shape[0]), pick)
+        worlds = rest if rest.size >= 50 else np.arange(a_all.shape[0])
+        post = bank.posterior
+        cal_theta = None
+        if "theta" in post and SUBJECT in post["theta"].dims:
+            th_all = post["theta"].transpose(CHAIN, DRAW, SUBJECT).values
+            cal_theta = th_all.reshape(-1, th_all.shape[-1])[worlds]
+        reference = simulate_reference(
+            scorer, a_true=a_all[worlds], b_true=b_all[worlds], answered=answered, hard=hard,
+            theta_info_high=theta_high, calibration_theta_max=cal_max,
+            calibration_theta=cal_theta, n_sets=reference_sets, population=population,
+            seed=seed, key=key,
+        )  # fmt: skip
     return NewModelsCheck(
         table=table,
         theta_info_max=float(_GRID[top]),
@@ -291,7 +358,35 @@ def check_new_models(
         skipped_subjects=tuple(repeated),
         n_draws=len(pick),
         info_curve=pd.Series(info, index=pd.Index(_GRID, name="theta"), name="information"),
+        reference=reference,
     )
+
+
+_SCORERS: dict[str, PosteriorScorer] = {}  # the last few scorers (their C tables take seconds)
+
+
+def _scorer(a_s: np.ndarray, b_s: np.ndarray, info_max: float) -> PosteriorScorer:
+    """A :class:`PosteriorScorer` of these draws, reused from a recent call when equal."""
+    h = hashlib.sha1(a_s.tobytes())
+    h.update(b_s.tobytes())
+    key = f"{h.hexdigest()}:{info_max!r}"
+    if key not in _SCORERS:
+        while len(_SCORERS) >= 4:
+            _SCORERS.pop(next(iter(_SCORERS)))
+        _SCORERS[key] = PosteriorScorer(a_s, b_s, info_max)
+    return _SCORERS[key]
+
+
+def _counts_only(y, hard, mean, sd) -> dict[str, Any]:
+    """The table row of a model without its own posterior and person fit."""
+    m = ~np.isnan(y)
+    hm = hard & m
+    nan = float("nan")
+    return {"theta_mean": float(mean), "theta_sd": float(sd), "theta_hdi_low": nan,
+            "theta_hdi_high": nan, "n_answered": int(m.sum()), "accuracy": float(y[m].mean()),
+            "n_hard_answered": int(hm.sum()),
+            "hard_accuracy": float(y[hm].mean()) if hm.any() else nan,
+            "ppc_p": nan, "ppc_p_hard": nan, "info_ratio": nan}  # fmt: skip
 
 
 def _score_one(y, a_s, b_s, hard, rng) -> dict[str, Any]:
