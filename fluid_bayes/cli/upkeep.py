@@ -62,8 +62,14 @@ def add_upkeep_commands(sub: Any, formats: tuple[str, ...], add_input_args, add_
                     help="practical threshold on |delta b| (ability SD; default 0.5)")  # fmt: skip
     dr.add_argument("--threshold-log-a", type=positive, default=None,
                     help="threshold on |delta log a| (default log 1.5)")  # fmt: skip
-    dr.add_argument("--prob", type=checks.typed(Range(float, 0.0, 1.0, True, True)), default=None,
-                    help="flag when P(|delta| > threshold) exceeds this (default 0.9)")  # fmt: skip
+    unit = checks.typed(Range(float, 0.0, 1.0, True, True))
+    rule = dr.add_mutually_exclusive_group()
+    rule.add_argument("--fdr", type=unit, default=None,
+                      help="flag the most probably drifted items while the posterior expected "
+                      "share of false flags among them is <= FDR (default 0.05)")  # fmt: skip
+    rule.add_argument("--prob", type=unit, default=None,
+                      help="instead of --fdr: flag each item with P(drift) > PROB, with no "
+                      "control of the false flags across items")  # fmt: skip
     dr.add_argument("--json", action="store_true", help="print the report as JSON")
     dr.add_argument("--csv", default=None, metavar="OUT", type=checks.output_file,
                     help="write the item table as CSV")  # fmt: skip
@@ -123,7 +129,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     old, new = ItemBank.load(args.old), ItemBank.load(args.new)
     options = {k: v for k, v in (("threshold_b", args.threshold),
                                  ("threshold_log_a", args.threshold_log_a),
-                                 ("prob", args.prob)) if v is not None}  # fmt: skip
+                                 ("fdr", args.fdr), ("prob", args.prob))
+               if v is not None}  # fmt: skip
     report = drift(old, new, **options)
     out = report.to_dict()
     recorded = new.meta.lineage

@@ -25,13 +25,29 @@ ones are dropped and the link recomputed on the rest, until the flagged set repe
 is an error.
 
 Drift rule: per common item and paired draw, ``delta_b = b_linked - b_old`` (ability
-SD of the old scale) and ``delta_log_a = log a_linked - log a_old``. An item drifted
-when ``P(|delta_b| > threshold_b) > prob`` or ``P(|delta_log_a| > threshold_log_a) >
-prob``. Defaults: ``threshold_b = 0.5`` (half an ability SD, between the "moderate"
-0.43 and "large" 0.64 logit ETS DIF bands at ``a = 1``), ``threshold_log_a = log 1.5``
-(slope changed by half) and ``prob = 0.9``: with posterior SDs of 0.15 on ``b``, 0.9
-finds about nine in ten items whose difficulty moved by 1.0 (0.95 about three in four)
-and flags well under 1 % of stable items (measured in ``tests/test_drift.py``).
+SD of the old scale) and ``delta_log_a = log a_linked - log a_old``; the item's drift
+probability is ``P_j = P(|delta_b| > threshold_b or |delta_log_a| > threshold_log_a)``,
+the share of draws in which either change passes its threshold. The union is taken per
+draw because a flag of item ``j`` is false exactly when *neither* parameter moved beyond
+its threshold, whose posterior probability is ``1 - P_j``; ``max(P(b), P(a))`` would
+understate ``P_j`` and a sum would overstate it. ``P(b)`` and ``P(a)`` are reported too.
+
+Flags (Bayesian false-discovery rate, the default): the items are ranked by ``P_j`` and
+the largest top set whose mean ``1 - P_j`` (the posterior expected proportion of false
+flags among the flagged) is at most ``fdr`` is flagged; ``fdr = 0.05`` by default. The
+mean of the sorted ``1 - P_j`` can only grow down the ranking, so the largest admissible
+set is the longest admissible top set (see :func:`~fluid_bayes.upkeep.linking.fdr_flags`).
+The report gives the expected number of false flags (the sum of ``1 - P_j`` over the
+flagged) and the smallest ``P_j`` flagged. With no item clearly moved the rule asks
+``P_j >= 1 - fdr`` of the first flag; beside many certain flags it admits a few less
+certain ones, as long as the expected share of false ones stays at most ``fdr``. The
+alternative ``prob`` flags every item with ``P_j > prob``, one item at a time, with no
+control of the number of false flags across items.
+
+Thresholds: ``threshold_b = 0.5`` (half an ability SD, between the "moderate" 0.43 and
+"large" 0.64 logit ETS DIF bands at ``a = 1``) and ``threshold_log_a = log 1.5``
+(slope changed by half). The rule's recall and false flags on real fits are measured by
+``benchmarks/drift_fdr.py``.
 """
 
 from __future__ import annotations
@@ -48,10 +64,17 @@ import xarray as xr
 from fluid_bayes.bank import ItemBank, bank_hash
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 from fluid_bayes.exceptions import BankError
-from fluid_bayes.upkeep.linking import mean_sigma, stocking_lord
+from fluid_bayes.ranges import Range
+from fluid_bayes.upkeep.linking import (
+    drift_probabilities,
+    fdr_flags,
+    mean_sigma,
+    pair_draws,
+    stocking_lord,
+)
 
 __all__ = [
-    "DEFAULT_PROB",
+    "DEFAULT_FDR",
     "DEFAULT_THRESHOLD_B",
     "DEFAULT_THRESHOLD_LOG_A",
     "INTERVAL_PROB",
@@ -60,6 +83,7 @@ __all__ = [
     "Linking",
     "apply_linking",
     "drift",
+    "fdr_flags",
     "link",
     "mean_sigma",
     "stocking_lord",
@@ -69,8 +93,10 @@ __all__ = [
 DEFAULT_THRESHOLD_B = 0.5
 #: Drift threshold on log discrimination (a 50 % change of slope).
 DEFAULT_THRESHOLD_LOG_A = math.log(1.5)
-#: Posterior probability above which an item counts as drifted.
-DEFAULT_PROB = 0.9
+#: Largest posterior expected share of false flags among the flagged items.
+DEFAULT_FDR = 0.05
+#: Accepted ``fdr`` and ``prob`` values.
+FDR_RANGE = Range(float, 0.0, 1.0, low_open=True, high_open=True)
 #: Credible mass of the (equal-tailed) intervals reported here.
 INTERVAL_PROB = 0.95
 #: Fewest anchor items a link is computed from.
@@ -183,14 +209,21 @@ class DriftReport:
     linking : Linking
         The constants that put the new bank on the old scale.
     table : pandas.DataFrame
-        One row per common item, ranked by ``max(p_drift_a, p_drift_b)`` descending:
-        ``item``, ``delta_a_mean`` (``a_linked - a_old``), ``delta_b_mean`` (ability SD),
-        ``delta_log_a_mean``, ``p_drift_a``, ``p_drift_b``, ``drifted`` and the 95 %
-        intervals ``delta_b_low/high`` and ``delta_log_a_low/high``.
+        One row per common item, ranked by ``p_drift`` descending: ``item``,
+        ``delta_a_mean`` (``a_linked - a_old``), ``delta_b_mean`` (ability SD),
+        ``delta_log_a_mean``, ``p_drift`` (either change beyond its threshold),
+        ``p_drift_a``, ``p_drift_b`` (each alone), ``drifted``, ``expected_false`` and
+        ``expected_fdp`` (the expected number and share of false flags if this row and
+        every row above it were flagged) and the 95 % intervals ``delta_b_low/high`` and
+        ``delta_log_a_low/high``.
     only_old, only_new : tuple of str
         Items found in one bank only (not tested).
-    threshold_b, threshold_log_a, prob : float
-        The drift rule used.
+    threshold_b, threshold_log_a : float
+        The practical thresholds of the drift rule.
+    prob : float or None
+        The per-item rule ``p_drift > prob`` when it was asked for, else ``None``.
+    fdr : float or None
+        The bound on the expected share of false flags (``None`` under ``prob``).
     """
 
     linking: Linking
@@ -199,7 +232,8 @@ class DriftReport:
     only_new: tuple[str, ...]
     threshold_b: float
     threshold_log_a: float
-    prob: float
+    prob: float | None
+    fdr: float | None = DEFAULT_FDR
 
     @property
     def n_common(self) -> int:
@@ -208,17 +242,17 @@ class DriftReport:
 
     @property
     def n_drifted_a(self) -> int:
-        """Items whose discrimination drifted."""
-        return int((self.table["p_drift_a"] > self.prob).sum())
+        """Flagged items whose discrimination more likely than not moved (``p_drift_a > 0.5``)."""
+        return int((self.table["drifted"] & (self.table["p_drift_a"] > 0.5)).sum())
 
     @property
     def n_drifted_b(self) -> int:
-        """Items whose difficulty drifted."""
-        return int((self.table["p_drift_b"] > self.prob).sum())
+        """Flagged items whose difficulty more likely than not moved (``p_drift_b > 0.5``)."""
+        return int((self.table["drifted"] & (self.table["p_drift_b"] > 0.5)).sum())
 
     @property
     def n_drifted(self) -> int:
-        """Items that drifted in either parameter."""
+        """Items flagged as drifted (in either parameter)."""
         return int(self.table["drifted"].sum())
 
     @property
@@ -226,40 +260,66 @@ class DriftReport:
         """Ids of drifted items, most certain first (e.g. to exclude from sessions)."""
         return tuple(self.table.loc[self.table["drifted"], "item"])
 
+    @property
+    def expected_false(self) -> float:
+        """Posterior expected number of false flags, ``sum(1 - p_drift)`` over the flagged."""
+        return float((1.0 - self.table.loc[self.table["drifted"], "p_drift"]).sum())
+
+    @property
+    def p_reached(self) -> float | None:
+        """Smallest ``p_drift`` among the flagged items (``None`` when none is flagged)."""
+        flagged = self.table.loc[self.table["drifted"], "p_drift"]
+        return float(flagged.min()) if len(flagged) else None
+
+    def _rule_text(self) -> str:
+        either = (f"P(|delta b| > {self.threshold_b:g} or |delta log a| > "
+                  f"{self.threshold_log_a:.3g})")  # fmt: skip
+        if self.prob is not None:
+            return f"{either} > {self.prob:g} per item (no multiplicity control)"
+        return f"the most probable by {either} with expected false-flag share <= {self.fdr:g}"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able report: ``linking``, rule, counts, one-bank items and ``items``."""
-        keys = ("delta_a_mean", "delta_b_mean", "p_drift_a", "p_drift_b")
+        keys = ("delta_a_mean", "delta_b_mean", "p_drift", "p_drift_a", "p_drift_b")
         items = [
             {"item": str(r.item), **{k: float(getattr(r, k)) for k in keys},
              "drifted": bool(r.drifted)}
             for r in self.table.itertuples(index=False)
         ]  # fmt: skip
+        n = self.n_drifted
         return {
             "linking": self.linking.to_dict(),
             "rule": {"threshold_b": self.threshold_b, "threshold_log_a": self.threshold_log_a,
-                     "prob": self.prob},
+                     "fdr": self.fdr, "prob": self.prob},
             "counts": {"n_common": self.n_common, "n_drifted_a": self.n_drifted_a,
-                       "n_drifted_b": self.n_drifted_b, "n_drifted": self.n_drifted,
+                       "n_drifted_b": self.n_drifted_b, "n_drifted": n,
                        "n_only_old": len(self.only_old), "n_only_new": len(self.only_new)},
+            "expected_false": self.expected_false,
+            "expected_fdp": self.expected_false / n if n else 0.0,
+            "p_reached": self.p_reached,
             "only_in_old": list(self.only_old),
             "only_in_new": list(self.only_new),
             "items": items,
         }  # fmt: skip
 
     def __str__(self) -> str:
+        n, reached = self.n_drifted, self.p_reached
         lines = [
-            f"item drift: {self.n_drifted} of {self.n_common} common items drifted "
-            f"({self.n_drifted_b} in b, {self.n_drifted_a} in a): P(|delta b| > "
-            f"{self.threshold_b:g}) or P(|delta log a| > {self.threshold_log_a:.3g}) > "
-            f"{self.prob:g}; {len(self.only_old)} items only in the old bank, "
+            f"item drift: {n} of {self.n_common} common items drifted "
+            f"({self.n_drifted_b} in b, {self.n_drifted_a} in a): {self._rule_text()}",
+            f"  expected false flags {self.expected_false:.2f}"
+            + (f" (share {self.expected_false / n:.3f}), smallest P flagged {reached:.3f}"
+               if n else "")
+            + f"; {len(self.only_old)} items only in the old bank, "
             f"{len(self.only_new)} only in the new",
             "  " + str(self.linking).replace("\n", "\n  "),
-            "  item                      delta b  delta a  P(b)   P(a)",
-        ]
-        for r in self.table.head(max(10, self.n_drifted)).itertuples(index=False):
+            "  item                      delta b  delta a  P      P(b)   P(a)   E[FDP]",
+        ]  # fmt: skip
+        for r in self.table.head(max(10, n)).itertuples(index=False):
             mark = "  drifted" if r.drifted else ""
             lines.append(f"  {str(r.item)[:24]:<24} {r.delta_b_mean:+8.3f} {r.delta_a_mean:+8.3f}"
-                         f"  {r.p_drift_b:.3f}  {r.p_drift_a:.3f}{mark}")  # fmt: skip
+                         f"  {r.p_drift:.3f}  {r.p_drift_b:.3f}  {r.p_drift_a:.3f}"
+                         f"  {r.expected_fdp:.3f}{mark}")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -273,15 +333,6 @@ class _Paired:
     b_old: np.ndarray
     a_new: np.ndarray
     b_new: np.ndarray
-
-
-def _pair_index(n_old: int, n_new: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened draw indices paired; the larger bank subsampled without replacement."""
-    n = min(n_old, n_new)
-    rng = np.random.default_rng([seed, n_old, n_new])
-    old = np.arange(n) if n_old == n else np.sort(rng.choice(n_old, n, replace=False))
-    new = np.arange(n) if n_new == n else np.sort(rng.choice(n_new, n, replace=False))
-    return old, new
 
 
 def _flat(da: xr.DataArray, items: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
@@ -317,10 +368,18 @@ def _deltas(A: np.ndarray, B: np.ndarray, p: _Paired) -> tuple[np.ndarray, np.nd
     return delta_b, delta_log_a
 
 
-def _check_rule(threshold_b: float, threshold_log_a: float, prob: float) -> None:
-    if not (threshold_b > 0 and threshold_log_a > 0 and 0 < prob < 1):
-        raise ValueError("drift thresholds must be > 0 and prob in (0, 1), got "
-                         f"{threshold_b}, {threshold_log_a}, {prob}")  # fmt: skip
+def _check_rule(threshold_b: float, threshold_log_a: float, fdr: float, prob: float | None):
+    positive = Range(float, 0.0, low_open=True)
+    positive.check(threshold_b, name="threshold_b")
+    positive.check(threshold_log_a, name="threshold_log_a")
+    FDR_RANGE.check(fdr, name="fdr")
+    if prob is not None:
+        FDR_RANGE.check(prob, name="prob")
+
+
+def _flags(p: np.ndarray, fdr: float, prob: float | None) -> np.ndarray:
+    """The flagged items: the FDR rule, or ``p > prob`` when ``prob`` is given."""
+    return p > prob if prob is not None else fdr_flags(p, fdr)
 
 
 def _constants(method: str, p: _Paired, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -339,7 +398,8 @@ def link(
     purify: bool = True,
     threshold_b: float = DEFAULT_THRESHOLD_B,
     threshold_log_a: float = DEFAULT_THRESHOLD_LOG_A,
-    prob: float = DEFAULT_PROB,
+    fdr: float = DEFAULT_FDR,
+    prob: float | None = None,
     max_rounds: int = 10,
     seed: int = 0,
 ) -> Linking:
@@ -355,8 +415,10 @@ def link(
         Anchor candidates (common item ids); default every common item.
     purify : bool
         Iteratively drop drifted anchors and re-link until the flagged set is stable.
-    threshold_b, threshold_log_a, prob : float
+    threshold_b, threshold_log_a, fdr : float
         The drift rule of the purification (see :func:`drift`).
+    prob : float, optional
+        Purify by the per-item rule ``p_drift > prob`` instead (see :func:`drift`).
     max_rounds : int
         Most linking rounds of the purification.
     seed : int
@@ -376,8 +438,8 @@ def link(
     if method not in METHODS or max_rounds < 1:
         raise ValueError(f"method must be one of {METHODS} and max_rounds >= 1, got "
                          f"{method!r}, {max_rounds}")  # fmt: skip
-    _check_rule(threshold_b, threshold_log_a, prob)
-    old_rows, new_rows = _pair_index(old.n_draws, new.n_draws, seed)
+    _check_rule(threshold_b, threshold_log_a, fdr, prob)
+    old_rows, new_rows = pair_draws(old.n_draws, new.n_draws, seed)
     p = _paired(old, new, old_rows, new_rows)
     pos = {item: j for j, item in enumerate(p.items)}
     if anchors is None:
@@ -402,9 +464,8 @@ def link(
         if not purify:
             break
         delta_b, delta_log_a = (d[:, pool] for d in _deltas(A, B, p))
-        flagged = (np.mean(np.abs(delta_b) > threshold_b, axis=0) > prob) | (
-            np.mean(np.abs(delta_log_a) > threshold_log_a, axis=0) > prob
-        )
+        p_drift = drift_probabilities(delta_b, delta_log_a, threshold_b, threshold_log_a)[0]
+        flagged = _flags(p_drift, fdr, prob)
         if np.array_equal(flagged, excluded):
             break
         if rounds >= max_rounds:
@@ -413,7 +474,8 @@ def link(
         excluded = flagged
     purification = (
         {"rounds": rounds, "stable": stable, "max_rounds": max_rounds,
-         "threshold_b": threshold_b, "threshold_log_a": threshold_log_a, "prob": prob}
+         "threshold_b": threshold_b, "threshold_log_a": threshold_log_a,
+         "fdr": None if prob is not None else fdr, "prob": prob}
         if purify else {}
     )  # fmt: skip
     items = np.array(p.items, dtype=object)
@@ -496,7 +558,8 @@ def drift(
     *,
     threshold_b: float = DEFAULT_THRESHOLD_B,
     threshold_log_a: float = DEFAULT_THRESHOLD_LOG_A,
-    prob: float = DEFAULT_PROB,
+    fdr: float = DEFAULT_FDR,
+    prob: float | None = None,
     linking: Linking | None = None,
     seed: int = 0,
 ) -> DriftReport:
@@ -510,8 +573,13 @@ def drift(
         Smallest difficulty change that counts, in ability SD of the old scale.
     threshold_log_a : float
         Smallest change of log discrimination that counts.
-    prob : float
-        An item drifted when ``P(|delta| > threshold) > prob`` for ``b`` or ``log a``.
+    fdr : float
+        Flag the largest set of the most probably drifted items whose posterior
+        expected share of false flags, ``mean(1 - p_drift)``, is at most ``fdr``
+        (default 0.05; see the module docstring).
+    prob : float, optional
+        Instead of ``fdr``: flag each item with ``p_drift > prob``, with no control of
+        the false flags across items (``fdr`` is then not used).
     linking : Linking, optional
         Constants from :func:`link`; default a purified mean-sigma link with this rule.
     seed : int
@@ -521,11 +589,18 @@ def drift(
     -------
     DriftReport
         Per-item changes on the old scale, ranked by drift probability.
+
+    Raises
+    ------
+    OptionError
+        A threshold not > 0, or ``fdr`` or ``prob`` outside (0, 1).
+    BankError
+        Too few common items, or a ``linking`` of other banks.
     """
-    _check_rule(threshold_b, threshold_log_a, prob)
+    _check_rule(threshold_b, threshold_log_a, fdr, prob)
     if linking is None:
         linking = link(old, new, threshold_b=threshold_b, threshold_log_a=threshold_log_a,
-                       prob=prob, seed=seed)  # fmt: skip
+                       fdr=fdr, prob=prob, seed=seed)  # fmt: skip
     elif (linking.old_bank, linking.new_bank) != (old.config_hash, new.config_hash):
         raise BankError(
             f"the linking is of bank {linking.new_bank} onto {linking.old_bank}, not of "
@@ -534,21 +609,25 @@ def drift(
     p = _paired(old, new, linking.old_draws, linking.new_draws)
     delta_b, delta_log_a = _deltas(linking.A, linking.B, p)
     delta_a = p.a_new / linking.A[:, None] - p.a_old
-    p_b = np.mean(np.abs(delta_b) > threshold_b, axis=0)
-    p_a = np.mean(np.abs(delta_log_a) > threshold_log_a, axis=0)
+    p_any, p_b, p_a = drift_probabilities(delta_b, delta_log_a, threshold_b, threshold_log_a)
     q = [(1 - INTERVAL_PROB) / 2, (1 + INTERVAL_PROB) / 2]
     qb, qa = np.quantile(delta_b, q, axis=0), np.quantile(delta_log_a, q, axis=0)
     table = pd.DataFrame({
         "item": list(p.items), "delta_a_mean": delta_a.mean(0), "delta_b_mean": delta_b.mean(0),
-        "delta_log_a_mean": delta_log_a.mean(0), "p_drift_a": p_a, "p_drift_b": p_b,
-        "drifted": (p_a > prob) | (p_b > prob), "delta_b_low": qb[0], "delta_b_high": qb[1],
+        "delta_log_a_mean": delta_log_a.mean(0), "p_drift": p_any, "p_drift_a": p_a,
+        "p_drift_b": p_b, "delta_b_low": qb[0], "delta_b_high": qb[1],
         "delta_log_a_low": qa[0], "delta_log_a_high": qa[1],
     })  # fmt: skip
     order = np.lexsort((np.arange(len(p.items)), -np.abs(table["delta_b_mean"].to_numpy()),
-                        -np.maximum(p_a, p_b)))  # fmt: skip
+                        -np.maximum(p_a, p_b), -p_any))  # fmt: skip
+    table = table.iloc[order].reset_index(drop=True)
+    false = np.cumsum(1.0 - table["p_drift"].to_numpy())
+    table.insert(7, "drifted", _flags(table["p_drift"].to_numpy(), fdr, prob))
+    table.insert(8, "expected_false", false)
+    table.insert(9, "expected_fdp", false / np.arange(1, len(table) + 1))
     in_old, in_new = set(old.items), set(new.items)
     return DriftReport(
-        linking, table.iloc[order].reset_index(drop=True),
-        tuple(i for i in old.items if i not in in_new),
+        linking, table, tuple(i for i in old.items if i not in in_new),
         tuple(i for i in new.items if i not in in_old), threshold_b, threshold_log_a, prob,
+        None if prob is not None else fdr,
     )  # fmt: skip

@@ -1,7 +1,9 @@
-"""Linking constants from paired anchor draws: the array core of :mod:`fluid_bayes.upkeep.drift`.
+"""The array core of :mod:`fluid_bayes.upkeep.drift`: linking constants and drift flags.
 
-Pure functions on numpy arrays, one row per posterior draw; :mod:`fluid_bayes.upkeep.drift`
-pairs the banks' draws, purifies the anchors and reports. ``theta_old = A theta_new + B``.
+Pure functions on numpy arrays: linking constants from paired anchor draws (one row per
+posterior draw, ``theta_old = A theta_new + B``), and the Bayesian false-discovery-rate
+choice of the flagged items from their drift probabilities. :mod:`fluid_bayes.upkeep.drift`
+pairs the banks' draws, purifies the anchors and reports.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from scipy.special import expit
 
 from fluid_bayes.exceptions import BankError
 
-__all__ = ["mean_sigma", "stocking_lord"]
+__all__ = ["drift_probabilities", "fdr_flags", "mean_sigma", "pair_draws", "stocking_lord"]
 
 #: Abilities of the old scale at which Stocking-Lord compares the test characteristic
 #: curves, and the square roots of their N(0, 1) weights.
@@ -86,3 +88,79 @@ def _tcc_fit(t_old: np.ndarray, a: np.ndarray, b: np.ndarray, start: list) -> tu
 
     fit = least_squares(resid, start, jac=jac, method="lm", xtol=1e-10, ftol=1e-12)
     return math.exp(fit.x[0]), float(fit.x[1])
+
+
+def fdr_flags(p: np.ndarray, fdr: float) -> np.ndarray:
+    """The largest set of items whose posterior expected false-discovery share is <= ``fdr``.
+
+    Item ``j`` is a true discovery with posterior probability ``p[j]``, a false one with
+    ``1 - p[j]``; flagging a set ``S`` makes ``sum(1 - p[S])`` false flags in expectation
+    and the expected share ``mean(1 - p[S])``. For a given size the smallest share is
+    that of the most probable items, and the mean of the ascending ``1 - p`` can only
+    grow with the size, so the largest admissible set is the longest admissible run of
+    the items ranked by ``p`` (ties kept in their given order).
+
+    Parameters
+    ----------
+    p : array_like, shape ``(n,)``
+        Posterior probabilities that the items drifted, in [0, 1].
+    fdr : float
+        Largest accepted posterior expected share of false flags, in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape ``(n,)``
+        The flagged items (none when even the most probable has ``1 - p > fdr``).
+    """
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    false = np.cumsum(1.0 - p[order])  # expected false flags of the top k, k = 1..n
+    ok = np.flatnonzero(false <= fdr * np.arange(1, p.size + 1))
+    k = int(ok[-1]) + 1 if ok.size else 0
+    flags = np.zeros(p.size, dtype=bool)
+    flags[order[:k]] = True
+    return flags
+
+
+def pair_draws(n_old: int, n_new: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened draw indices of two banks, paired in order.
+
+    Parameters
+    ----------
+    n_old, n_new : int
+        Draws (chains x draws) of the old and the new bank.
+    seed : int
+        Seed of the subsampling.
+
+    Returns
+    -------
+    old, new : numpy.ndarray of int
+        Equal-length sorted indices; the larger bank subsampled without replacement.
+    """
+    n = min(n_old, n_new)
+    rng = np.random.default_rng([seed, n_old, n_new])
+    old = np.arange(n) if n_old == n else np.sort(rng.choice(n_old, n, replace=False))
+    new = np.arange(n) if n_new == n else np.sort(rng.choice(n_new, n, replace=False))
+    return old, new
+
+
+def drift_probabilities(
+    delta_b: np.ndarray, delta_log_a: np.ndarray, threshold_b: float, threshold_log_a: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior probabilities that items moved beyond the practical thresholds.
+
+    Parameters
+    ----------
+    delta_b, delta_log_a : numpy.ndarray, shape ``(n_draws, n_items)``
+        Paired draws of the changes of difficulty and of log discrimination.
+    threshold_b, threshold_log_a : float
+        The smallest changes that count.
+
+    Returns
+    -------
+    p_drift, p_b, p_a : numpy.ndarray, shape ``(n_items,)``
+        Shares of draws with either change beyond its threshold (the union, per draw),
+        with the change of ``b`` beyond, and with the change of ``log a`` beyond.
+    """
+    moved_b, moved_a = np.abs(delta_b) > threshold_b, np.abs(delta_log_a) > threshold_log_a
+    return (moved_b | moved_a).mean(axis=0), moved_b.mean(axis=0), moved_a.mean(axis=0)
