@@ -85,20 +85,20 @@ class RefitThresholds:
         ... and it answered at least this share of the hardest decile right (more
         right than wrong on the items that should resolve it).
     min_at_ceiling : int, default 1
-        Refit once this many new models are at the ceiling: one model the bank cannot
-        resolve already means the leaderboard's top is unmeasured.
+        The least count at the ceiling that can fire; it fires only when the count is
+        also improbable for the bank's own population (at most ``alpha / k`` under the
+        reference). Without a reference, one model the bank cannot resolve is enough.
     beyond_prob : float, default 0.9
         A new model is beyond the calibrated range when ``P(ability > the best
         calibration subject's posterior mean ability)`` is at least this ...
     beyond_share : float or None, default 0.5
         ... and refit when at least this share of the new models (and at least
-        ``min_beyond``) are. ``None`` turns the trigger off. One new model at the top of
-        the leaderboard is a note, not a refit: each release is expected to be the best.
-        A control from the calibration population rarely qualifies: by rank alone, 3 of
-        5 new models above all of 14 calibration models drawn from the same population
-        has chance (5/19)(4/18)(3/17) = 1% (estimation noise adds to this); measured,
-        refit was said in 3 of 50 synthetic control worlds with every trigger on
-        (``tests/test_checking.py``).
+        ``min_beyond``) are, and that count is improbable under the reference.
+        ``None`` turns the trigger off. One new model at the top of the leaderboard is a
+        note, not a refit: each release is expected to be the best. By rank alone, 3 of 5
+        new models above all of 14 calibration models drawn from the same population has
+        chance (5/19)(4/18)(3/17) = 1%; the reference accounts for this and for the
+        estimation noise.
     min_beyond : int, default 2
         See ``beyond_share``.
     max_rhat : float, default 1.01

@@ -293,7 +293,7 @@ def check_new_models(
     b_all = bank.b.transpose(CHAIN, DRAW, ITEM).values.reshape(-1, bank.n_items)
     pick = np.sort(rng.choice(a_all.shape[0], min(draws, a_all.shape[0]), replace=False))
     a_s, b_s = a_all[pick], b_all[pick]
-    info = _information_curve(a_s[: _INFO_DRAWS], b_s[: _INFO_DRAWS])  # fmt: skip
+    info, scorer = _tables(a_s, b_s)
     top = int(np.argmax(info))
     below = np.flatnonzero(info[top:] < 0.5 * info[top])
     theta_high = float(_GRID[top + below[0]]) if below.size else float(_GRID[-1])
@@ -311,7 +311,6 @@ def check_new_models(
             f"({reference.set_size} models); leave it out to simulate one"
         )
     # the counted statistics, computed as for the reference sets (the same scorer)
-    scorer = _scorer(a_s, b_s, float(info[top]))
     above = scorer.score(y_all, np.array([theta_high, 0.0 if math.isnan(cal_max) else cal_max]))
     table_rows = []
     for k, s in enumerate(subjects):
@@ -362,19 +361,21 @@ def check_new_models(
     )
 
 
-_SCORERS: dict[str, PosteriorScorer] = {}  # the last few scorers (their C tables take seconds)
+# the last few draws' information curves and scorers (they take seconds on a large bank)
+_TABLES: dict[str, tuple[np.ndarray, PosteriorScorer]] = {}
 
 
-def _scorer(a_s: np.ndarray, b_s: np.ndarray, info_max: float) -> PosteriorScorer:
-    """A :class:`PosteriorScorer` of these draws, reused from a recent call when equal."""
+def _tables(a_s: np.ndarray, b_s: np.ndarray) -> tuple[np.ndarray, PosteriorScorer]:
+    """The test information on ``_GRID`` and a :class:`PosteriorScorer` of these draws."""
     h = hashlib.sha1(a_s.tobytes())
     h.update(b_s.tobytes())
-    key = f"{h.hexdigest()}:{info_max!r}"
-    if key not in _SCORERS:
-        while len(_SCORERS) >= 4:
-            _SCORERS.pop(next(iter(_SCORERS)))
-        _SCORERS[key] = PosteriorScorer(a_s, b_s, info_max)
-    return _SCORERS[key]
+    key = h.hexdigest()
+    if key not in _TABLES:
+        while len(_TABLES) >= 4:
+            _TABLES.pop(next(iter(_TABLES)))
+        info = _information_curve(a_s[:_INFO_DRAWS], b_s[:_INFO_DRAWS])
+        _TABLES[key] = info, PosteriorScorer(a_s, b_s, float(info.max()))
+    return _TABLES[key]
 
 
 def _counts_only(y, hard, mean, sd) -> dict[str, Any]:
