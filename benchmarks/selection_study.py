@@ -15,7 +15,9 @@ Each study (seed ``k``):
 Methods: ``paper`` (MAP + MFI on posterior means), and the ``bayes`` estimator with
 ``expected-fi``, ``epv`` and ``mfi`` selection. Per method and budget (10, 30, 100):
 the paper's metrics (monotonicity, total variation, rank distance to the reference),
-ability RMSE against the truth, and the mean posterior SD of log a of the chosen items.
+ability RMSE against the truth (``rmse``; ``rmse_affine``: about the best line through
+truth and estimate per study and method, free of the scale mapping), and the mean
+posterior SD of log a of the chosen items.
 Differences from ``paper`` come with a paired bootstrap over runs, resampled within each
 study and averaged over studies (90% interval).
 
@@ -50,7 +52,8 @@ METHODS = {  # name -> (estimator, selection)
     "bayes/epv": ("bayes", "epv"),
     "bayes/mfi": ("bayes", "mfi"),
 }
-LOWER_IS_BETTER = {"variance_tv", "validity_rank_distance", "rmse", "a_sd"}
+LOWER_IS_BETTER = {"variance_tv", "validity_rank_distance", "rmse", "rmse_affine", "a_sd"}
+SQUARED = {"rmse": "err", "rmse_affine": "resid"}  # root mean square of these columns
 
 
 def replay_methods(bank, data, methods, *, max_items=100):
@@ -95,7 +98,7 @@ def run_differences(results, extra, *, n_boot, seed):
 
             def per_run(method, n=n, col=col):
                 g = results[(results["method"] == method) & (results["budget"] == n)]
-                v = g["err"] ** 2 if col == "rmse" else g[col]
+                v = g[SQUARED[col]] ** 2 if col in SQUARED else g[col]
                 x = v.groupby(g["run"].astype(str)).mean().reindex(units).to_numpy()
                 return np.concatenate([[x.mean()], x[idx].mean(axis=1)])
 
@@ -123,6 +126,15 @@ def simulated_study(k, args):
     arrays, sessions, secs = replay_methods(bank, ev.responses, METHODS)
     res = tidy(arrays, sessions, ev.truth, theta_true)
     res["run"] = res["run"].astype(str)
+    res["truth"] = theta_true.reindex(res["subject"]).to_numpy()
+    res["resid"] = np.nan  # error left after the best line through (truth, estimate)
+    for _, g in res.groupby(["method", "budget"]):
+        line = np.polyfit(g["truth"], g["score"], 1)
+        res.loc[g.index, "resid"] = g["score"] - np.polyval(line, g["truth"])
+    res["study"] = k
+    runs_out = Path(args.out).with_name(Path(args.out).stem + "_runs.parquet")
+    prev = pd.read_parquet(runs_out) if k > args.first and runs_out.is_file() else None
+    pd.concat([prev, res]).to_parquet(runs_out, index=False)
     detail, summary = summarize(res, reference=ev.reference)
     diffs = paired_differences(res, detail, baseline="paper", reference=ev.reference,
                                n_boot=args.boot, seed=k)  # fmt: skip
@@ -130,7 +142,7 @@ def simulated_study(k, args):
     rows = [{"metric": r.metric, "method": r.method, "budget": r.budget, "diff": r.diff,
              "base": np.full_like(r.diff, base[r.metric, "paper", r.budget])}
             for r in diffs.itertuples()]  # fmt: skip
-    rows += run_differences(res, ["rmse", "a_sd"], n_boot=args.boot, seed=k)
+    rows += run_differences(res, ["rmse", "rmse_affine", "a_sd"], n_boot=args.boot, seed=k)
     conv = bank.convergence
     info = {"study": k, "fit_s": round(t_fit, 1), "replay_s": {m: round(s, 1) for m, s in
             secs.items()}, "rhat_max": getattr(conv, "rhat_max", None),
@@ -145,7 +157,7 @@ def pool(rows, prob=0.9):
     for (metric, method, budget), g in df.groupby(["metric", "method", "budget"], sort=False):
         d = np.mean(np.stack(g["diff"].to_list()), axis=0)
         b = np.mean(np.stack([np.broadcast_to(x, d.shape) for x in g["base"]]), axis=0)
-        if metric == "rmse":  # differences of RMSE from the resampled mean squares
+        if metric in SQUARED:  # differences of RMSE from the resampled mean squares
             d = np.sqrt(b + d) - np.sqrt(b)
             b = np.sqrt(b)
         lo, hi = np.nanquantile(d[1:], [(1 - prob) / 2, (1 + prob) / 2])

@@ -409,3 +409,10 @@ def test_runner_reports_the_comparison_in_summary_and_table2(small):
         s.loc[("monotonicity", "fluid-bayes", 40), "diff_high"]
     )
     assert list(t2.columns) == ["10", "40", "600", "full"]
+    bank, sim, series, _, _ = small
+    with pytest.raises(ValueError, match="unknown baseline 'full-accuracy'"):
+        run_experiment(bank, sim.responses, series=series, baseline="full-accuracy")
+    alone = run_experiment(bank, sim.responses, series=series, methods=["random"],
+                           budgets=[10], repeats=1, baseline=None)  # fmt: skip
+    assert alone.comparison.empty and "diff" not in alone.summary
+    assert alone.table2().index.get_level_values(1).tolist() == ["random", "random"]

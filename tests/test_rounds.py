@@ -103,7 +103,7 @@ def test_a_rounds_first_item_is_the_single_choice(rule, method):
 
 
 def test_top_rule_is_the_top_k_of_the_criterion():
-    session = _after(Session(BANK, max_items=30, round_rule="top"), 4)
+    session = _after(Session(BANK, select="expected-fi", max_items=30, round_rule="top"), 4)
     theta = session.estimate().mean
     scores = criterion("expected-fi", ARRAYS, theta=np.array([theta]))[0]
     asked = [ARRAYS.items.index(i) for i in session.result().items]
@@ -115,7 +115,7 @@ def test_top_rule_is_the_top_k_of_the_criterion():
 def test_believer_picks_for_the_posterior_updated_by_the_expected_answer(rule):
     """Pick 2 is the best item for the posterior updated by pick 1's expected answer,
     built here from the answers without the session."""
-    session = _after(Session(BANK, max_items=30, round_rule=rule), 4)
+    session = _after(Session(BANK, select="expected-fi", max_items=30, round_rule=rule), 4)
     round_ = session.next_items(3)
     nodes = ability_grid()
     state = GridState(nodes, normal_log_prior(nodes), ARRAYS.n_draws, "mixture")
@@ -134,7 +134,7 @@ def test_believer_picks_for_the_posterior_updated_by_the_expected_answer(rule):
 
 
 def test_spread_rule_picks_the_best_item_at_each_point():
-    session = _after(Session(BANK, max_items=30, round_rule="spread"), 4)
+    session = _after(Session(BANK, select="expected-fi", max_items=30, round_rule="spread"), 4)
     est = session.estimate()
     taken = [ARRAYS.items.index(i) for i in session.result().items]
     expected = []

@@ -6,7 +6,7 @@ state; each works on a batch of ``B`` sessions at once (one session is ``B = 1``
 ``mfi``
     The paper: Fisher information ``a^2 p (1 - p)`` at the current point estimate, on
     point item parameters (posterior means); ties go to the lowest bank index.
-``expected-fi`` (default)
+``expected-fi``
     Fisher information averaged over the item-parameter posterior draws, at the
     current ability estimate (posterior mean). Evaluated from a table of the expected
     information on the ability grid (linear interpolation), then the
@@ -16,7 +16,7 @@ state; each works on a batch of ``B`` sessions at once (one session is ``B = 1``
     Information averaged over the ability posterior (on the grid) and the draws.
 ``random``
     Uniform among the available items.
-``epv``
+``epv`` (default of the ``bayes`` method)
     The expected reduction of the ability posterior's variance by the item's answer,
     under the answer's posterior predictive distribution, over the joint (draw, node)
     weights of the session's ability posterior (:mod:`fluid_bayes.adaptive.variance_kernels`):

@@ -48,6 +48,12 @@ def add_study_commands(sub: Any, formats: tuple[str, ...], add_input_args) -> No
     ex.add_argument("--repeats", type=count, default=5,
                     help="repetitions of the random methods (5)")  # fmt: skip
     ex.add_argument("--seed", type=seed, default=0, help="random seed (0)")
+    ex.add_argument("--baseline", default="fluid",
+                    choices=(*(m for m in EXPERIMENT_METHODS if not m.startswith("full")), "none"),
+                    help="method the others are compared with by a paired bootstrap over "
+                    "runs (fluid, the paper's; none: no comparison)")  # fmt: skip
+    ex.add_argument("--bootstrap", type=checks.typed(Range(int, 10, 10**6)), default=1000,
+                    metavar="N", help="bootstrap resamples of the comparison (1000)")  # fmt: skip
     g = ex.add_argument_group("checkpoint series (default: --series-pattern)")
     g = g.add_mutually_exclusive_group()
     g.add_argument("--series-columns", nargs=2, default=None, metavar=("RUN", "STEP"),
@@ -138,6 +144,8 @@ def cmd_experiment(args: argparse.Namespace, read_data) -> int:
                 bank, data, series=series, reference=reference, labels=labels,
                 methods=args.methods, budgets=args.budgets, repeats=args.repeats,
                 seed=args.seed, progress=args.progress, workers=pool,
+                baseline=None if args.baseline == "none" else args.baseline,
+                bootstrap=args.bootstrap,
             )  # fmt: skip
         except ValueError as exc:
             from fluid_bayes.exceptions import DataError

@@ -304,9 +304,9 @@ def run_experiment(
         series = pd.DataFrame({"run": np.nan, "step": np.nan}, index=list(data.subjects))
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if baseline is not None and baseline not in EXPERIMENT_METHODS:
-        raise ValueError(f"unknown baseline {baseline!r}; choose from "
-                         f"{', '.join(EXPERIMENT_METHODS)}")  # fmt: skip
+    budgeted = [m for m in EXPERIMENT_METHODS if m not in _FULL]
+    if baseline is not None and baseline not in budgeted:
+        raise ValueError(f"unknown baseline {baseline!r}; choose from {', '.join(budgeted)}")
     if bootstrap < 10:
         raise ValueError(f"bootstrap must be >= 10 resamples, got {bootstrap}")
     arrays = arrays or BankArrays.from_bank(bank)
