@@ -228,6 +228,10 @@ def test_json_and_text_hold_the_reference(world):
     assert reused.reference is new.reference
     with pytest.raises(OptionError, match="reference: made for another"):
         check_new_models(bank, _answers(world, theta[:4], seed=2), seed=3, reference=new.reference)
+    # a reference for another set size is not used
+    fewer = dataclasses.replace(new, table=new.table.iloc[:3])
+    assert any("made for sets of 5, not 3" in n for n in advise(None, fewer).notes)
+    assert advise(None, fewer).reference_tests == ()
     # without a reference the bare counts decide, and the advice says so
     bare = advise(None, dataclasses.replace(new, reference=None))
     assert bare.reference is None and bare.reference_tests == ()

@@ -266,6 +266,10 @@ def advise(
         notes.append("no new models given: only the bank's own fit was checked")
     else:
         level = th.alpha / _n_counting(new, th)
+        if new.reference is not None and new.reference.set_size != len(new.table):
+            notes.append(f"the reference was made for sets of {new.reference.set_size}, not "
+                         f"{len(new.table)}: not used")  # fmt: skip
+            new = dataclasses.replace(new, reference=None)
         if new.reference is None:
             notes.append("no reference distribution (reference_sets=None): the counts are "
                          "judged bare, without control of false alarms")  # fmt: skip
