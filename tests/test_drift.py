@@ -454,7 +454,9 @@ def test_real_fits_drifted_items_flagged(real_fits):
     assert (t.loc[["i00", "i01"], "delta_b_mean"] > 0.6).all()
     # purification: the link left the moved items out and found the population shift
     assert {"i00", "i01", "i02"} <= set(r.linking.excluded)
-    assert abs(r.linking.B_mean - B_true) < 0.2
+    assert abs(r.linking.B_mean - B_true) < 0.1  # measured 0.03; not purified: 0.14
+    raw = link(old, new, purify=False)
+    assert abs(r.linking.B_mean - B_true) < 0.5 * abs(raw.B_mean - B_true)
     # p_drift by hand from the banks' draws and the linking's constants
     L = r.linking
     draws = {k: getattr(bank, k).transpose("chain", "draw", "item").values.reshape(-1, 30)
