@@ -363,6 +363,14 @@ class GridState:
                 self._marg = marg
         return self._wj
 
+    def window_weights(self) -> tuple[int, int, np.ndarray]:
+        """The posterior weights on the window: ``(lo, hi, w)``, ``w`` of shape ``(S, hi - lo)``.
+
+        The cells of :meth:`joint` that can be non-zero, without the zeros around them
+        (a view of the state's cache: do not modify it).
+        """
+        return self.lo, self.hi, self._window_joint()
+
     def joint(self) -> np.ndarray:
         """Normalized posterior weights over (draw, node), shape ``(S, G)``."""
         out = np.zeros_like(self._w)

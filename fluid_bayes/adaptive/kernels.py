@@ -30,9 +30,7 @@ __all__ = [
     "expit_pair",
     "expected_information",
     "grid_summaries",
-    "grid_weight_step",
     "top_candidates",
-    "grid_window_weights",
     "grid_loglik_sum",
     "map_newton",
     "mean_icc",
@@ -73,106 +71,6 @@ def log_expit(x: float) -> float:
     if x >= 0.0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
-
-
-@njit(cache=True)
-def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step):
-    """Multiply one answer's likelihood into window weights ``w[:, lo:hi]``, in place.
-
-    ``w`` (S, G) holds ``exp(loglik + log_prior - log_scale[s])`` per (draw, node),
-    each row scaled so that its window maximum is 1 (``log_scale`` (S,) keeps the
-    scale, so that draws can still be compared). ``a, b`` (S,) are the item's draws,
-    ``y`` the answer: 0/1, or a fractional ``y`` in (0, 1) for the tempered likelihood
-    ``logistic(x)^y logistic(-x)^(1 - y)`` (a fantasy answer,
-    :mod:`fluid_bayes.adaptive.rounds`). The likelihood ``logistic(+-x)``,
-    ``x = a (node - b)``, needs only ``e = exp(-|x|)``; with equally spaced nodes
-    (``step`` > 0; 0 otherwise) ``x``
-    moves by a constant from node to node, so ``e`` is carried by one multiplication
-    (recomputed exactly every 16 nodes, where ``x`` changes sign, and at every node
-    for an item so steep that ``x`` moves by more than 30 per node). Weights below
-    1e-300 are set to 0 (they are ``exp(-690)`` below the draw's maximum).
-
-    Returns
-    -------
-    numpy.ndarray
-        Per window node, ``max_s w[s, g]``: ``exp`` of how far the node lies below the
-        nearest draw's maximum. Empty if some draw's window likelihood underflowed
-        (the caller recomputes in log space).
-    """
-    n_s = w.shape[0]
-    n_w = hi - lo
-    frac = y != 0.0 and y != 1.0
-    sign = -1.0 if y == 0.0 else 1.0
-    best = np.zeros(n_w)
-    for s in range(n_s):
-        ab = sign * a[s]
-        bs = b[s]
-        # exp(x) moves by ``up`` per node; for a steep item (a discrimination draw of
-        # 1e5: up would overflow or vanish) each node's e is computed directly
-        direct = step == 0.0 or abs(ab * step) > 30.0
-        up = 1.0 if direct else math.exp(ab * step)
-        down = 1.0 / up
-        top = 0.0
-        e = 0.0
-        prev = 0.0
-        for g in range(lo, hi):
-            x = ab * (nodes[g] - bs)
-            k = g - lo
-            if direct or k % 16 == 0 or (x >= 0.0) != (prev >= 0.0):
-                e = math.exp(-abs(x))
-            elif x >= 0.0:  # e = exp(-x)
-                e *= down
-            else:  # e = exp(x)
-                e *= up
-            prev = x
-            if frac:  # exp(y log logistic(x) + (1 - y) log logistic(-x))
-                v = w[s, g] * (math.exp(y * min(x, 0.0) - (1.0 - y) * max(x, 0.0)) / (1.0 + e))
-            else:
-                v = w[s, g] * ((1.0 if x >= 0.0 else e) / (1.0 + e))
-            if v < 1e-300:
-                v = 0.0
-            w[s, g] = v
-            top = max(top, v)
-        if not top > 0.0:
-            return np.zeros(0)
-        inv = 1.0 / top
-        log_scale[s] += math.log(top)
-        for g in range(lo, hi):
-            v = w[s, g] * inv
-            w[s, g] = v
-            best[g - lo] = max(best[g - lo], v)
-    return best
-
-
-@njit(cache=True)
-def grid_window_weights(w, log_scale, lo, hi, mixture):
-    """Normalized posterior weights over (draw, window node), and their node sums.
-
-    From the scaled weights of :func:`grid_weight_step`. ``mixture``: each draw's
-    ability posterior normalized to ``1 / S``; otherwise the draws weighted by their
-    likelihood (``exp(log_scale)`` times the row sums), one normalization over all
-    cells, as :func:`fluid_bayes.adaptive.ability.joint_weights`.
-    """
-    n_s = w.shape[0]
-    n_w = hi - lo
-    out = np.empty((n_s, n_w))
-    rows = np.zeros(n_s)
-    for s in range(n_s):
-        for k in range(n_w):
-            rows[s] += w[s, lo + k]
-    if mixture:
-        factor = 1.0 / (rows * n_s)
-    else:
-        rel = np.exp(log_scale - log_scale.max())
-        factor = rel / np.sum(rel * rows)
-    marginal = np.zeros(n_w)
-    for s in range(n_s):
-        f = factor[s]
-        for k in range(n_w):
-            v = w[s, lo + k] * f
-            out[s, k] = v
-            marginal[k] += v
-    return out, marginal
 
 
 @njit(cache=True, parallel=True)
@@ -403,7 +301,7 @@ def grid_loglik_sum(a, b, y, nodes):
 
     ``a, b`` are (S, K) draws of the answered items; a ``y`` strictly between 0 and 1
     counts as ``y log logistic(x) + (1 - y) log logistic(-x)`` (see
-    :func:`grid_weight_step`).
+    :func:`fluid_bayes.adaptive.grid_kernels.grid_weight_step`).
     """
     n_s, n_k = a.shape
     n_g = nodes.size
