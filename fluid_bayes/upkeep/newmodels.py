@@ -237,7 +237,11 @@ def check_new_models(
         Sets of as many models simulated from the bank's own population and posterior
         (:func:`~fluid_bayes.upkeep.reference.simulate_reference`), the reference of the
         refit advice's counts; default 199 (p-values in steps of 1/200). ``None``: none
-        (the advice then falls back on the bare counts, and says so).
+        (the advice then falls back on the bare counts, and says so). Each set's true
+        items are a posterior draw outside the ``draws`` that score (a scoring draw as
+        the truth sharpens the mixture posterior: more models flagged than real answers
+        give); a bank with fewer than 50 draws left over uses all its draws, which errs
+        towards ``keep``.
     population : {"calibration", "normal"}
         The reference's ability population: the calibration subjects' abilities,
         kernel-smoothed (default), or the model's ``N(0, 1)`` on the calibration scale
