@@ -2,8 +2,12 @@
 
 The population is the shipped ChemBench bank (``models/chembench.nc``: 22 models x 2,854
 items, 4 chains x 100 draws). Each simulated new-model set gets its own *world*: one
-posterior draw of the items and of the 22 calibration abilities, chosen at random; its
-models answer all 2,854 items from that draw's 2PL. This script simulates the sets with
+posterior draw of the items and of the 22 calibration abilities, chosen at random among
+the 200 draws that do not score the models (real answers come from unknown true items,
+never from one of the scoring draws; a world among them makes the mixture posterior
+pick out that draw and sharpen: on the saturated variant below, 2.2 instead of 0.4 of
+100 control models at the ceiling); its models answer all 2,854 items from that draw's
+2PL. This script simulates the sets with
 its own code (not :mod:`fluid_bayes.upkeep.reference`'s) and passes them through
 ``check_new_models(..., person_fit=False)`` and ``advise(None, new)`` with every default
 (``alpha`` 0.05, 199 reference sets, the ``calibration`` population):
@@ -49,6 +53,7 @@ from fluid_bayes import ItemBank
 from fluid_bayes.data.responses import from_array
 from fluid_bayes.dims import CHAIN, DRAW, ITEM, SUBJECT
 from fluid_bayes.upkeep.advice import advise
+from fluid_bayes.upkeep.checking import PPC_DRAWS
 from fluid_bayes.upkeep.newmodels import check_new_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +91,10 @@ class Population:
         return from_array(y, subjects=[f"{tag}{k:04d}" for k in range(theta.size)],
                           items=list(self.bank.items), source=tag)  # fmt: skip
 
-    def simulate(self, kind: str, n: int, margin: tuple[float, float] | None = None):
-        w = int(self.rng.integers(self.a.shape[0]))
+    def simulate(self, kind: str, n: int, seed: int, margin: tuple[float, float] | None = None):
+        # the draws check_new_models(seed=seed) scores with (its first use of the seed)
+        pick = np.random.default_rng(seed).choice(self.a.shape[0], PPC_DRAWS, replace=False)
+        w = int(self.rng.choice(np.setdiff1d(np.arange(self.a.shape[0]), pick)))
         if kind == "control":
             theta = self.control_abilities(w, n)
         else:
@@ -99,7 +106,7 @@ def run_block(pop, kind, n, n_sets, seed, reference, margin=None):
     """``n_sets`` sets against the reference of ``seed``; returns records and the reference."""
     out = []
     for _ in range(n_sets):
-        new = check_new_models(pop.bank, pop.simulate(kind, n, margin), seed=seed,
+        new = check_new_models(pop.bank, pop.simulate(kind, n, seed, margin), seed=seed,
                                person_fit=False, reference=reference)  # fmt: skip
         reference = new.reference
         adv = advise(None, new)
