@@ -226,8 +226,7 @@ def _posterior_cells(arrays: BankArrays, state) -> tuple:
     normal approximation ``N(mean, sd)`` on point parameters.
     """
     if isinstance(state, GridState):
-        lo, hi = state.lo, state.hi
-        w = state.joint()[:, lo:hi]
+        lo, hi, w = state.window_weights()  # (w[draws] below copies: the cache stays)
         nodes = arrays.nodes[lo:hi]
     else:
         est = state.summary()
