@@ -46,3 +46,21 @@ def lsat6_bank():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return HierarchicalTwoPL().fit(data, seed=1)
+
+
+def with_abilities(bank, theta, subjects, meta=None):
+    """``bank`` with calibration abilities: draws ``theta`` (chain, draw, subject) and their
+    ``subjects`` summary group, as a fitted bank carries them (``meta``: the bank's if None).
+    """
+    import xarray as xr
+
+    from fluid_bayes.bank import ItemBank
+
+    post = bank.posterior.assign(theta=(("chain", "draw", "subject"), theta))
+    post = post.assign_coords(subject=subjects)
+    subj = xr.Dataset(
+        {"theta_mean": ("subject", theta.mean((0, 1))), "theta_sd": ("subject", theta.std((0, 1)))},
+        coords={"subject": subjects},
+    )
+    tree = xr.DataTree.from_dict({"posterior": post, "subjects": subj})
+    return ItemBank(tree=tree, meta=bank.meta if meta is None else meta)

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 import pytest
-import xarray as xr
+from conftest import with_abilities
 from scipy.special import logsumexp
 from scipy.stats import binom
 
@@ -124,15 +124,7 @@ def _bank(seed=1, n_items=120, n_calib=60, b_mean=-0.8):
 
     bank = ItemBank.from_draws(np.exp(draws_of(log_a, 0.05)), draws_of(b, 0.1), items=items,
                                source="synthetic")  # fmt: skip
-    th = draws_of(theta, 0.1)
-    post = bank.posterior.assign(theta=(("chain", "draw", "subject"), th))
-    post = post.assign_coords(subject=subjects)
-    subj = xr.Dataset(
-        {"theta_mean": ("subject", th.mean((0, 1))), "theta_sd": ("subject", th.std((0, 1)))},
-        coords={"subject": subjects},
-    )
-    tree = xr.DataTree.from_dict({"posterior": post, "subjects": subj})
-    return ItemBank(tree=tree, meta=bank.meta), np.exp(log_a), b, theta
+    return with_abilities(bank, draws_of(theta, 0.1), subjects), np.exp(log_a), b, theta
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from conftest import with_abilities
 
 from fluid_bayes.bank import ItemBank
 from fluid_bayes.calibration.diagnostics import ConvergenceReport
@@ -76,16 +76,8 @@ def make_world(
     bank = ItemBank.from_draws(
         np.exp(draws_of(log_a, 0.1)), draws_of(b, 0.2), items=items, source="synthetic"
     )
-    th = draws_of(theta, 0.1)
-    post = bank.posterior.assign(theta=(("chain", "draw", "subject"), th))
-    post = post.assign_coords(subject=subjects)
-    subj = xr.Dataset(
-        {"theta_mean": ("subject", th.mean((0, 1))), "theta_sd": ("subject", th.std((0, 1)))},
-        coords={"subject": subjects},
-    )
-    tree = xr.DataTree.from_dict({"posterior": post, "subjects": subj})
     meta = dataclasses.replace(bank.meta, data_fingerprint=data.fingerprint())
-    bank = ItemBank(tree=tree, meta=meta).with_observed(data)
+    bank = with_abilities(bank, draws_of(theta, 0.1), subjects, meta).with_observed(data)
     return World(bank, data, np.exp(log_a), b, rng)
 
 
