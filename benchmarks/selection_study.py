@@ -51,6 +51,7 @@ METHODS = {  # name -> (estimator, selection)
     "bayes/expected-fi": ("bayes", "expected-fi"),
     "bayes/epv": ("bayes", "epv"),
     "bayes/mfi": ("bayes", "mfi"),
+    "bayes/epv-weighted": ("bayes", "epv", "weighted"),
 }
 LOWER_IS_BETTER = {"variance_tv", "validity_rank_distance", "rmse", "rmse_affine", "a_sd"}
 SQUARED = {"rmse": "err", "rmse_affine": "resid"}  # root mean square of these columns
@@ -60,10 +61,11 @@ def replay_methods(bank, data, methods, *, max_items=100):
     """Per method the replayed sessions (no SD stop) and the seconds they took."""
     arrays = BankArrays.from_bank(bank)
     out, secs = {}, {}
-    for name, (est, sel) in methods.items():
+    for name, (est, sel, *integration) in methods.items():
         t0 = time.perf_counter()
+        extra = {"integration": integration[0]} if integration else {}
         res = replay(bank, data, estimator=est, select=sel, arrays=arrays,
-                     max_items=max_items, stop_sd=None)  # fmt: skip
+                     max_items=max_items, stop_sd=None, **extra)  # fmt: skip
         out[name], secs[name] = list(res.results), time.perf_counter() - t0
     return arrays, out, secs
 
@@ -123,7 +125,8 @@ def simulated_study(k, args):
     ev = simulate_training_runs(truth_bank, runs=6, checkpoints=args.checkpoints,
                                 seed=3000 + k)  # fmt: skip
     theta_true = icpt + slope * ev.truth["theta"]
-    arrays, sessions, secs = replay_methods(bank, ev.responses, METHODS)
+    methods = {m: METHODS[m] for m in args.methods}
+    arrays, sessions, secs = replay_methods(bank, ev.responses, methods)
     res = tidy(arrays, sessions, ev.truth, theta_true)
     res["run"] = res["run"].astype(str)
     res["truth"] = theta_true.reindex(res["subject"]).to_numpy()
@@ -181,6 +184,8 @@ def main():
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                    help="methods to replay (paper is the baseline: always keep it)")
     ap.add_argument("--out", default=str(HERE / "results" / "selection_study.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()
