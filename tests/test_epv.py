@@ -116,7 +116,8 @@ def test_epv_sessions_replay_and_exclusions():
         assert rep.results[k].items == r.items and not set(r.items) & set(missing)
     # every step's choice is the fast rule's at the state then (rebuilt by hand)
     s = Session(BANK, select="epv", max_items=8, randomesque=1)
-    st = GridState(ARRAYS.nodes, normal_log_prior(ARRAYS.nodes), ARRAYS.n_draws)
+    st = GridState(ARRAYS.nodes, normal_log_prior(ARRAYS.nodes), ARRAYS.n_draws,
+                   s.config.integration)  # fmt: skip
     used = np.zeros(ARRAYS.n_items, bool)
     pos = {i: j for j, i in enumerate(ARRAYS.items)}
     while (item := s.next_item()) is not None:

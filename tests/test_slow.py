@@ -81,12 +81,13 @@ def ability_coverage(n_calib=30, n_items=200, n_test=100, n_asked=40, seed=0, pr
     arrays = BankArrays.from_bank(bank)
     col = {i: k for k, i in enumerate(bank.items)}
     out = {}
-    for name, method, integration in (("eap", "eap", "mixture"), ("bayes", "bayes", "mixture"),
-                                      ("bayes-weighted", "bayes", "weighted")):  # fmt: skip
+    # "bayes": the default integration (SessionConfig's), "bayes-mixture" the other one
+    for name, method, integration in (("eap", "eap", "mixture"), ("bayes", "bayes", None),
+                                      ("bayes-mixture", "bayes", "mixture")):  # fmt: skip
+        extra = {} if integration is None else {"integration": integration}
         covered = []
         for k in range(n_test):
-            s = Session(bank, method=method, max_items=n_asked, arrays=arrays,
-                        integration=integration)  # fmt: skip
+            s = Session(bank, method=method, max_items=n_asked, arrays=arrays, **extra)
             while (item := s.next_item()) is not None:
                 s.record(item, y[k, col[item]])
             est = grid_summary(*s.posterior()[:1], s.posterior()[1][None, :], prob)[0]

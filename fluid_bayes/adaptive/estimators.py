@@ -127,7 +127,9 @@ class Estimator:
         -------
         AbilitySummary
             A grid estimate is refined on 241 nodes around the posterior when its SD is
-            below 0.1 (the grid's spacing would show).
+            below 0.1 (the grid's spacing would show). ``bayes`` combines the draws as
+            the equal-weight mixture: re-weighted by hundreds or thousands of answers,
+            the weights would rest on one draw (:mod:`fluid_bayes.adaptive.ability`).
         """
         if not self.grid:
             th, se = map_ability(y, arrays.a_point[answered], arrays.b_point[answered],

@@ -82,8 +82,9 @@ class SessionConfig:
     threshold : float, optional
         Binarize scores at ``>= threshold`` (in (0, 1]; default: the bank's calibration
         threshold).
-    integration : {"mixture", "weighted"}
-        How the ``bayes`` estimator combines item draws (:mod:`fluid_bayes.adaptive.ability`).
+    integration : {"weighted", "mixture"}
+        How the ``bayes`` estimator combines item draws (:mod:`fluid_bayes.adaptive.ability`;
+        default ``weighted``, chosen by ``benchmarks/selection_study.py``).
     round_size : int
         Items proposed per round by ``Session.next_items()`` and asked per round by
         replays (>= 1; default 1, one item at a time).
@@ -134,7 +135,7 @@ class SessionConfig:
         None, "binarize continuous scores at >= X", range=THRESHOLD, metavar="X"
     )
     integration: str = option(
-        "mixture",
+        "weighted",
         "how bayes combines item draws (see fluid_bayes.adaptive.ability)",
         choices=INTEGRATIONS,
     )
