@@ -46,12 +46,13 @@ from fluid_bayes.study.simulate import simulate_bank, simulate_training_runs
 
 HERE = Path(__file__).resolve().parent
 BUDGETS = (10, 30, 100)
-METHODS = {  # name -> (estimator, selection)
+METHODS = {  # name -> (estimator, selection[, integration]; without it the default)
     "paper": ("map", "mfi"),
     "bayes/expected-fi": ("bayes", "expected-fi"),
     "bayes/epv": ("bayes", "epv"),
     "bayes/mfi": ("bayes", "mfi"),
     "bayes/epv-weighted": ("bayes", "epv", "weighted"),
+    "bayes/epv-mixture": ("bayes", "epv", "mixture"),
 }
 LOWER_IS_BETTER = {"variance_tv", "validity_rank_distance", "rmse", "rmse_affine", "a_sd"}
 SQUARED = {"rmse": "err", "rmse_affine": "resid"}  # root mean square of these columns

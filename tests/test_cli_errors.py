@@ -157,7 +157,7 @@ SESSION_CASES = {
     "randomesque": ([], ["--randomesque", "6"]),
     "exclude": ([], _exclude_first_item),
     "threshold": (["--threshold", "0.2"], ["--threshold", "0.9"]),
-    "integration": ([], ["--integration", "weighted"]),
+    "integration": ([], ["--integration", "mixture"]),
     "round_size": ([], ["--round-size", "5"]),
     "round_rule": (["--round-size", "5"], ["--round-size", "5", "--round-rule", "believer"]),
 }
