@@ -51,7 +51,6 @@ METHODS = {  # name -> (estimator, selection[, integration]; without it the defa
     "bayes/expected-fi": ("bayes", "expected-fi"),
     "bayes/epv": ("bayes", "epv"),
     "bayes/mfi": ("bayes", "mfi"),
-    "bayes/epv-weighted": ("bayes", "epv", "weighted"),
     "bayes/epv-mixture": ("bayes", "epv", "mixture"),
 }
 LOWER_IS_BETTER = {"variance_tv", "validity_rank_distance", "rmse", "rmse_affine", "a_sd"}
