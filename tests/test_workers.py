@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,3 +178,40 @@ assert not [m for m in ("dask", "distributed") if m in sys.modules]
 
 def test_available_cores():
     assert 1 <= available_cores() <= (__import__("os").cpu_count() or 1)
+
+
+
+_SCRIPT = """
+import os
+import sys
+
+import fluid_bayes as fb  # at the top, as in a user's script: workers import it at spawn
+
+sys.path.insert(0, {tests!r})
+from test_adaptive import simulated_answers, synthetic_bank
+
+if __name__ == "__main__":
+    bank = synthetic_bank(n_items=30, n_draws=20, seed=20)
+    data = simulated_answers(bank, 7, seed=21)
+    serial = fb.replay(bank, data, method="bayes", max_items=6, seed=3)
+    os.environ["NUMBA_CACHE_DIR"] = {cache!r}  # empty: the workers must compile
+    spread = fb.replay(bank, data, method="bayes", max_items=6, seed=3, workers=2)
+    assert [r.items for r in serial.results] == [r.items for r in spread.results]
+    assert [r.theta for r in serial.results] == [r.theta for r in spread.results]
+    print("same", len(spread.results))
+"""
+
+
+def test_workers_compile_what_numba_has_not_cached(tmp_path):
+    """A script that imports the package at its top, then replays on 2 workers with an
+    empty numba cache: the kernels compile in the workers and the results are the serial
+    run's. (This failed while the workers' environment set NUMBA_NUM_THREADS: the
+    workers' numba had read its configuration at spawn, before the variable was set, and
+    a compilation re-reads it after numba's threads started.)"""
+    script = tmp_path / "user_script.py"
+    tests = str(Path(__file__).resolve().parent)
+    script.write_text(_SCRIPT.format(tests=tests, cache=str(tmp_path / "numba-cache")))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["same", "7"]

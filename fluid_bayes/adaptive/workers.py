@@ -55,7 +55,10 @@ _PROBES = 3  # pieces timed here (after the first) to decide ``auto``
 _MAX_BATCH = 32  # pieces per batch: progress at least every 32 pieces
 _BATCHES_PER_WORKER = 4  # enough batches to even out workers that finish early
 _CONNECT_TIMEOUT = "10s"
-_WORKER_ENV = {"NUMBA_NUM_THREADS": "1"}  # dask sets OMP, MKL, OpenBLAS threads to 1
+# dask sets OMP, MKL, OpenBLAS threads to 1; numba's are set to 1 per task thread
+# (_one_thread), not by NUMBA_NUM_THREADS in the workers' environment: numba may read its
+# configuration before that variable is set, and the first compilation in a worker (a
+# kernel missing from the on-disk cache) then fails on the changed thread count
 # no dashboard; the scheduler's HTTP server on a free port (not 8787, maybe taken)
 _NO_DASHBOARD = {"dashboard_address": ":0"}
 
@@ -243,7 +246,7 @@ class Workers:
         else:
             n = n or (available_cores() if self.workers == "auto" else int(self.workers))
             self._cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, env=_WORKER_ENV,
+                n_workers=n, threads_per_worker=1, processes=True,
                 dashboard_address=None, scheduler_kwargs=_NO_DASHBOARD,
                 silence_logs=logging.ERROR,  # not the warnings of workers slow to close
             )  # fmt: skip
