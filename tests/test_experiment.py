@@ -22,6 +22,7 @@ from fluid_bayes.study.metrics import (
     mean_rank_distance,
     monotonicity,
     paired_bootstrap,
+    paired_differences,
     spearman,
     summarize,
     total_variation,
@@ -376,6 +377,20 @@ def test_paired_bootstrap_against_numpy_with_the_same_resamples(small):
     row = got.query("metric == 'validity_rank_distance' and method == 'random' and "
                     "budget == 10")  # fmt: skip
     assert row[["diff_low", "diff_high"]].to_numpy()[0] == pytest.approx(np.quantile(rand, q))
+    # Spearman over the resampled subjects (a run drawn twice counts twice; the random
+    # method's accuracies at 10 items tie), every resample, not only the interval ends
+    def rho(m, take_runs, rep=0):
+        g = r.query("method == @m and budget == 10 and repeat == @rep")
+        x = pd.concat([g[g["run"] == runs[u]] for u in take_runs])
+        return spearman(x["score"], sim.reference.loc[x["subject"]]).value
+
+    want = [np.mean([rho("random", row, k) for k in (0, 1)]) - rho("fluid", row) for row in idx]
+    row = got.query("metric == 'validity_spearman' and method == 'random' and budget == 10")
+    assert row[["diff_low", "diff_high"]].to_numpy()[0] == pytest.approx(np.quantile(want, q))
+    diffs = paired_differences(r, d, baseline="fluid", reference=sim.reference,
+                               methods=["random"], n_boot=200, seed=11)  # fmt: skip
+    full = diffs.query("metric == 'validity_spearman' and budget == 10")["diff"].item()
+    assert full[1:] == pytest.approx(np.array(want), rel=1e-12, abs=1e-12)
     # same seed, same intervals; another seed, others
     again = paired_bootstrap(r, d, baseline="fluid", reference=sim.reference,
                              methods=["fluid-bayes", "random"], n_boot=200, seed=11)  # fmt: skip

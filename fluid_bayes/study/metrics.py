@@ -258,25 +258,71 @@ def _run_table(detail: pd.DataFrame, metric: str, method: str, budget, units) ->
     return per.reindex(units).to_numpy(float)
 
 
+def _multiset_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average ranks of ``values`` (n,) in weighted multisets, one per row: (B, n).
+
+    Row ``b``'s multiset holds value ``i`` ``weights[b, i]`` times. The ranks are those
+    of ``scipy.stats.rankdata`` (ties share the mean of their positions) on the
+    expanded vector of each row, without expanding it.
+    """
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    w = weights[:, order]
+    starts = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))  # tie groups
+    group = np.add.reduceat(w, starts, axis=1)
+    rank = np.cumsum(group, axis=1) - group + (group + 1.0) / 2.0
+    out = np.empty_like(w)
+    out[:, order] = np.repeat(rank, np.diff(np.append(starts, v.size)), axis=1)
+    return out
+
+
+def _multiset_metric(metric: str, score: np.ndarray, ref: np.ndarray, w: np.ndarray):
+    """``metric`` (of :data:`_SUBJECT_METRICS`) of each row's multiset: (B,).
+
+    Row ``b`` holds subject ``i`` ``w[b, i]`` times; the values equal those of
+    :func:`mean_rank_distance` and :func:`spearman` on the expanded vectors (NaN where
+    those are undefined), to rounding.
+    """
+    n = w.sum(axis=1)
+    ru, rv = _multiset_ranks(score, w), _multiset_ranks(ref, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "validity_rank_distance":  # descending ranks: the same distances
+            return np.where(n > 0, (w * np.abs(ru - rv)).sum(axis=1) / n, np.nan)
+        mid = (n + 1.0)[:, None] / 2.0  # the mean of average ranks
+        cu, cv = ru - mid, rv - mid
+        cov, vu, vv = ((w * x * y).sum(axis=1) for x, y in ((cu, cv), (cu, cu), (cv, cv)))
+        rho = cov / np.sqrt(vu * vv)
+    present = w > 0
+
+    def constant(x):
+        lo = np.where(present, x[None, :], np.inf).min(axis=1)
+        return lo == np.where(present, x[None, :], -np.inf).max(axis=1)
+
+    return np.where((n < 2) | constant(score) | constant(ref), np.nan, rho)
+
+
 def _subject_metric(results, reference, metric, method, budget, unit_of, idx, n_units):
     """The metric over the subjects of each resample of units, averaged over repeats.
 
     ``idx`` (B, U) resamples units; row 0 of the returned (B + 1,) is the observed value.
+    Each resample is a multiset of subjects (a unit drawn twice counts twice), scored
+    for every resample at once (:func:`_multiset_metric`).
     """
-    fn = _SUBJECT_METRICS[metric]
     g = results[(results["method"] == method) & (results["budget"] == budget)
                 & results["subject"].isin(reference.index)]  # fmt: skip
+    counts = np.zeros((idx.shape[0], n_units))
+    np.add.at(counts, (np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.ravel()), 1.0)
     out = np.zeros(idx.shape[0] + 1)
     reps = g.groupby("repeat", sort=True)
     for _, r in reps:
-        unit = r["subject"].map(unit_of).to_numpy()
+        unit = r["subject"].map(unit_of).to_numpy(float)
         score = r["score"].to_numpy(float)
         ref = reference.loc[r["subject"]].to_numpy(float)
-        members = [np.flatnonzero(unit == u) for u in range(n_units)]
-        out[0] += fn(score, ref).value
-        for k, row in enumerate(idx, start=1):
-            take = np.concatenate([members[u] for u in row])
-            out[k] += fn(score[take], ref[take]).value if take.size else np.nan
+        known = ~np.isnan(unit)
+        w = np.zeros((idx.shape[0] + 1, unit.size))
+        w[0] = 1.0  # the observed value: every subject once
+        w[1:, known] = counts[:, unit[known].astype(np.int64)]
+        out += _multiset_metric(metric, score, ref, w)
     return out / reps.ngroups
 
 
