@@ -136,3 +136,41 @@ def test_epv_sessions_replay_and_exclusions():
     assert s2.n_items == 6
     with pytest.raises(ValueError, match="needs the session's ability state"):
         SELECTION_RULES["epv"].choose(ARRAYS, 0.0, used)
+
+
+@pytest.mark.parametrize("integration", ["mixture", "weighted"])
+def test_window_rows_are_those_rows_of_the_normalized_window(integration):
+    """The few rows epv reads, normalized from the update pass's row sums alone, equal
+    the same rows of the whole window's weights; so does the marginal of the pass."""
+    rng = np.random.default_rng(4)
+    st = GridState(ARRAYS.nodes, normal_log_prior(ARRAYS.nodes), ARRAYS.n_draws, integration)
+    draws = np.array([0, 7, 29])
+    for j in rng.choice(ARRAYS.n_items, 9, replace=False):
+        st.update(ARRAYS.a[:, j], ARRAYS.b[:, j], float(rng.random() < 0.5))
+        lo, hi, rows = st.window_rows(draws)
+        marginal = st.marginal()
+        w = st.joint()[:, lo:hi]  # normalized over the whole window (grid_window_weights)
+        assert np.all(st.joint()[:, :lo] == 0) and np.all(st.joint()[:, hi:] == 0)
+        np.testing.assert_allclose(rows, w[draws], rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(marginal[lo:hi], w.sum(axis=0), rtol=1e-12, atol=1e-300)
+        assert marginal.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_point_information_screen_against_numpy():
+    """The compiled screen: the m available items of largest a^2 p (1 - p) (the lower
+    index among ties), fewer when fewer are available."""
+    from fluid_bayes import irt
+    from fluid_bayes.adaptive.kernels import top_point_information
+
+    rng = np.random.default_rng(8)
+    a, b = ARRAYS.a_point.copy(), ARRAYS.b_point.copy()
+    a[[10, 11]], b[[10, 11]] = 2.0, 0.3  # two items tie
+    for theta in (-2.5, 0.3, 1.7):
+        unavailable = rng.random(a.size) < 0.3
+        info = np.where(unavailable, -np.inf, irt.fisher_information(theta, a, b))
+        want = np.sort(np.argsort(-info, kind="stable")[:16])
+        got = top_point_information(theta, a, b, unavailable, 16)
+        assert np.array_equal(got, want)
+    few = np.ones(a.size, bool)
+    few[[3, 50]] = False
+    assert list(top_point_information(0.0, a, b, few, 16)) == [3, 50] + [-1] * 14

@@ -28,15 +28,16 @@ sample's scale, calibration abilities mean 0 and SD 1):
     regression on noisy covariates): in the simulation of ``benchmarks/selection_study.py``
     (45 calibration subjects, 1,000 items) the slope of the estimate on the true
     ability was 0.95 with all 1,000 answers (0.98 weighted; study 0), and over 10 studies
-    its RMSE against the truth after 30 and 100 adaptive items was worse than the paper's rule beyond the
-    paired bootstrap interval (0.208 vs 0.201, 0.139 vs 0.131), the weighted one not
-    (0.202, 0.134). The weighted posterior is an importance sampler whose effective
-    number of draws falls as answers accumulate (measured on ChemBench: 8 of 400 draws
-    left after 100 items, 1 after 300; :attr:`GridState.draw_ess`), after which it
-    integrates less of the item uncertainty. Coverage study (``tests/test_slow.py``: 30
-    calibration subjects, 40-item sessions, 8 calibrations x 100 subjects): 90%
-    intervals cover 89.8% (weighted), 87.8% (mixture), 76.9% (``eap``), measured
-    2026-12-04 with ``epv`` selection (before ``epv``: 89.8%, 88.9%, 84.6%).
+    its RMSE against the truth after 30 and 100 adaptive items was worse than the
+    paper's rule beyond the paired bootstrap interval (0.208 vs 0.201, 0.139 vs 0.131),
+    the weighted one not (0.202, 0.134). The weighted posterior is an importance
+    sampler whose effective number of draws falls as answers accumulate (measured on
+    ChemBench: 8 of 400 draws left after 100 items, 1 after 300;
+    :attr:`GridState.draw_ess`), after which it integrates less of the item uncertainty.
+    Coverage study (``tests/test_slow.py``: 30 calibration subjects, 40-item sessions,
+    8 calibrations x 100 subjects): 90% intervals cover 89.8% (weighted), 87.8%
+    (mixture), 76.9% (``eap``), measured 2026-12-04 with ``epv`` selection (before
+    ``epv``: 89.8%, 88.9%, 84.6%).
 
 The grid (:func:`ability_grid`) is equally spaced on ``[-6, 6]`` (241 nodes, spacing
 0.05): the trapezoid rule on a smooth, unimodal posterior is then accurate to far below
@@ -249,7 +250,6 @@ WINDOW_NATS = 40.0
 #: a window edge this close (nats) to some draw's maximum triggers a full recomputation
 EDGE_NATS = 25.0
 _WINDOW, _EDGE = float(np.exp(-WINDOW_NATS)), float(np.exp(-EDGE_NATS))
-_NO_MARGINAL = np.zeros(0)  # grid_weight_step: no marginal wanted
 
 
 class GridState:
@@ -257,8 +257,10 @@ class GridState:
 
     Holds the posterior weight of every (draw, node), each draw's row scaled to a
     maximum of 1 with its log scale kept aside, and multiplies each new answer's
-    likelihood in (no logarithm per cell; the mixture marginal comes out of the same
-    pass: :func:`fluid_bayes.adaptive.grid_kernels.grid_weight_step`).
+    likelihood in (no logarithm per cell; the posterior over the nodes and the rows'
+    sums come out of the same pass:
+    :func:`fluid_bayes.adaptive.grid_kernels.grid_weight_step`, so the normalized
+    weights of a few draws, :meth:`window_rows`, cost only those rows).
     Updates touch only a window of nodes: those within ``WINDOW_NATS`` of some draw's
     maximum (plus two nodes each side); the rest carry less than ``exp(-40)`` of any
     draw's mass. If the posterior later moves so that a window edge comes within
@@ -307,6 +309,7 @@ class GridState:
         self._w = np.repeat(np.exp(lw - scale)[None, :], n_draws, axis=0)
         self._wj = None
         self._marg = None
+        self._rows: np.ndarray | None = None
         self.lo, self.hi = 0, self.nodes.size
 
     def _set_loglik(self, loglik: np.ndarray) -> None:
@@ -316,6 +319,7 @@ class GridState:
         self._w = np.exp(lw - self._log_scale[:, None])
         self._wj: np.ndarray | None = None
         self._marg: np.ndarray | None = None
+        self._rows = None
         self.lo, self.hi = 0, self.nodes.size
 
     def update(self, a: np.ndarray, b: np.ndarray, y: float) -> None:
@@ -324,18 +328,20 @@ class GridState:
         b = np.ascontiguousarray(b, dtype=np.float64)
         self._answers.append((a, b, float(y)))
         lo, rebuilds = self.lo, self.n_rebuilds
-        # the mixture marginal comes out of the same pass over the weights
-        marg = np.zeros(self.hi - lo) if self.integration == "mixture" else _NO_MARGINAL
+        # the marginal and the rows' sums come out of the same pass over the weights
+        marg, rows = np.zeros(self.hi - lo), np.empty(self._w.shape[0])
         best = grid_kernels.grid_weight_step(self._w, self._log_scale, lo, self.hi, a, b,
-                                              float(y), self.nodes, self._step, marg)  # fmt: skip
-        self._wj = self._marg = self._summary = None
+                                              float(y), self.nodes, self._step, marg, rows,
+                                              self.integration == "weighted")  # fmt: skip
+        self._wj = self._marg = self._rows = self._summary = None
         if best.size == 0:  # a likelihood underflowed: recompute in log space
             self._rebuild()
             return
         self._refresh_window(best)
-        if marg.size and self.n_rebuilds == rebuilds:
+        if self.n_rebuilds == rebuilds:
             # nodes the window dropped hold under exp(-40) of every draw's mass
             self._marg = marg[self.lo - lo : self.hi - lo]
+            self._rows = rows
 
     def _refresh_window(self, best: np.ndarray | None = None) -> None:
         """Shrink the window to the nodes that matter, or rebuild when it must grow.
@@ -379,6 +385,24 @@ class GridState:
         """
         return self.lo, self.hi, self._window_joint()
 
+    def window_rows(self, draws: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """The rows ``draws`` of :meth:`window_weights`: ``(lo, hi, w)``, ``w`` (len(draws), W).
+
+        A new array. After an update it is computed from those rows alone (their
+        normalization from the rows' sums of the update's pass), else taken from the
+        whole window's weights.
+        """
+        draws = np.asarray(draws, dtype=np.int64)
+        if self._wj is not None or self._rows is None:
+            return self.lo, self.hi, self._window_joint()[draws]
+        rows = self._rows
+        if self.integration == "mixture":
+            factor = 1.0 / (rows[draws] * rows.size)
+        else:
+            rel = np.exp(self._log_scale - self._log_scale.max())
+            factor = rel[draws] / np.sum(rel * rows)
+        return self.lo, self.hi, self._w[draws, self.lo : self.hi] * factor[:, None]
+
     def joint(self) -> np.ndarray:
         """Normalized posterior weights over (draw, node), shape ``(S, G)``."""
         out = np.zeros_like(self._w)
@@ -392,6 +416,11 @@ class GridState:
             self._window_joint()
         out[self.lo : self.hi] = self._marg
         return out
+
+    @property
+    def n_draws(self) -> int:
+        """Item-parameter draws ``S`` (rows of the weights)."""
+        return self._w.shape[0]
 
     @property
     def draw_ess(self) -> float:

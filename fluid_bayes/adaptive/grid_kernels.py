@@ -8,17 +8,20 @@ Bayesian session (4,000 draws x 241 nodes is a million cells an answer), so the 
 is written for the vector units:
 
 - the likelihood ``logistic(z) = 1 / (1 + t)`` with ``t = exp(-z)`` and
-  ``z = +-a_s (node - b_s)``: with equally spaced nodes ``t`` is one ``exp`` per block
-  of :data:`BLOCK` nodes times a per-node factor ``exp(-a_s h)^k`` (the powers by
-  multiplication), so a row costs ``1 + G / BLOCK`` calls of ``exp`` and the rest is a
-  loop of multiplies and divides that LLVM vectorizes. An ``exp`` that overflows gives
+  ``z = +-a_s (node - b_s)``: with equally spaced nodes ``t`` is a block start times a
+  per-node factor ``exp(-a_s h)^k`` (the powers by multiplication) in blocks of
+  :data:`BLOCK` nodes, the start computed by ``exp`` every :data:`CARRY_BLOCKS` blocks
+  and carried by ``exp(-a_s h)^BLOCK`` between (a relative error of a few ulps), so a
+  row costs ``2 + G / (BLOCK * CARRY_BLOCKS)`` calls of ``exp`` and the rest is a loop
+  of multiplies and divides that LLVM vectorizes. An ``exp`` that overflows gives
   ``t = inf`` and a likelihood of 0, which is right to far below the weights kept
   (``< 1e-300``; a row that would lose all its weight this way is recomputed in log
   space by the caller);
 - each row is processed while it is in cache: the likelihood pass (with the row's
-  maximum), then the rescaling pass, which also adds the row to the mixture marginal
-  over the nodes, so a step reads and writes the weights once and the ability summary
-  needs no further pass over them.
+  maximum), then the rescaling pass with the row's sum, and the row is added to the
+  posterior over the nodes (either integration), so a step reads and writes the
+  weights once and neither the ability summary nor the normalized weights of a few
+  draws need a further pass over all of them.
 
 Fractional answers (the tempered likelihoods of a round's fantasy updates) take a
 scalar path with one ``exp`` per cell.
@@ -31,10 +34,14 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK", "grid_weight_step", "grid_window_weights"]
+__all__ = ["BLOCK", "CARRY_BLOCKS", "grid_weight_step", "grid_window_weights"]
 
-#: Nodes per exact ``exp`` in the likelihood of an equally spaced grid.
+#: Nodes per block of the likelihood of an equally spaced grid (one start per block).
 BLOCK = 16
+#: Blocks per exact ``exp``: the starts of the blocks between are carried by one
+#: multiplication (recomputed exactly wherever they leave ``(1e-280, 1e280)``)
+CARRY_BLOCKS = 4
+_LOW, _HIGH = 1e-280, 1e280
 # the loops below hold no NaN (weights are finite and >= 0, t >= 0 or inf): the flags
 # let LLVM vectorize the row maximum; infinities keep their meaning
 _VECTOR = {"nnan", "nsz"}
@@ -56,11 +63,15 @@ def _exp_neg(t, offs, nodes, ab, bs, step):
     offs[0] = 1.0
     for k in range(1, BLOCK):
         offs[k] = offs[k - 1] * r
+    carry = offs[BLOCK - 1] * r  # from one block's start to the next
     full = n_w // BLOCK * BLOCK
+    base = 0.0
     for m in range(0, full, BLOCK):  # whole blocks: a fixed trip count, vectorized
-        base = math.exp(-ab * (nodes[m] - bs))
+        if m % (BLOCK * CARRY_BLOCKS) == 0 or not _LOW < base < _HIGH:
+            base = math.exp(-ab * (nodes[m] - bs))
         for k in range(BLOCK):
             t[m + k] = base * offs[k]
+        base *= carry
     if full < n_w:
         base = math.exp(-ab * (nodes[full] - bs))
         for k in range(n_w - full):
@@ -111,20 +122,24 @@ def _row_sum(row):
 
 
 @njit(cache=True, fastmath=_VECTOR, error_model="numpy")
-def _rescale_row(row, inv, best, marginal, n_s):
-    """Multiply ``row`` by ``inv``; update ``best`` and (if sized) the marginal."""
+def _rescale_row(row, inv, best):
+    """Multiply ``row`` by ``inv`` and update ``best``; returns the row's new sum."""
     for k in range(row.size):
         v = row[k] * inv
         row[k] = v
         best[k] = max(best[k], v)
-    if marginal.size == row.size:
-        f = 1.0 / (_row_sum(row) * n_s)
-        for k in range(row.size):
-            marginal[k] += row[k] * f
+    return _row_sum(row)
+
+
+@njit(cache=True, fastmath=_VECTOR, error_model="numpy")
+def _add_row(marginal, row, f):
+    """``marginal += f * row``."""
+    for k in range(row.size):
+        marginal[k] += row[k] * f
 
 
 @njit(cache=True)
-def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal):
+def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal, rows, weighted):
     """Multiply one answer's likelihood into window weights ``w[:, lo:hi]``, in place.
 
     Parameters
@@ -147,9 +162,15 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal):
     step : float
         The grid spacing if the nodes are equally spaced, else 0.
     marginal : numpy.ndarray
-        ``(hi - lo,)`` zeros to receive the mixture posterior over the window nodes
-        (each draw's row normalized to ``1 / S``, summed over draws), or an empty array
-        to skip it.
+        ``(hi - lo,)`` zeros to receive the posterior over the window nodes, or an
+        empty array to skip it.
+    rows : numpy.ndarray
+        ``(S,)``, receives each row's window sum after the step.
+    weighted : bool
+        The marginal of the ``weighted`` integration (the draws weighted by their
+        likelihood: row ``s`` counts ``exp(log_scale[s])`` times, one normalization over
+        all cells); else the ``mixture`` (each draw's row normalized to ``1 / S``).
+        Either equals the node sums of :func:`grid_window_weights`.
 
     Returns
     -------
@@ -166,6 +187,10 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal):
     t = np.empty(n_w)
     offs = np.empty(BLOCK)
     window = nodes[lo:hi]
+    # the scales only fall (a row's new maximum is at most 1): relative to the largest
+    # before the step, every row's weight is at most 1
+    ref = log_scale.max() if n_s else 0.0
+    total = 0.0
     for s in range(n_s):
         row = w[s, lo:hi]
         if frac:
@@ -176,7 +201,17 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal):
         if not top > 0.0:
             return np.zeros(0)
         log_scale[s] += math.log(top)
-        _rescale_row(row, 1.0 / top, best, marginal, n_s)
+        rows[s] = _rescale_row(row, 1.0 / top, best)
+        if marginal.size == n_w:
+            f = math.exp(log_scale[s] - ref) if weighted else 1.0 / (rows[s] * n_s)
+            _add_row(marginal, row, f)
+            total += f * rows[s]
+    if weighted and marginal.size == n_w:
+        if not total > 0.0:  # every draw fell over 700 nats in one answer
+            return np.zeros(0)
+        inv = 1.0 / total
+        for k in range(n_w):
+            marginal[k] *= inv
     return best
 
 

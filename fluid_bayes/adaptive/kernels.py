@@ -31,6 +31,7 @@ __all__ = [
     "expected_information",
     "grid_summaries",
     "top_candidates",
+    "top_point_information",
     "grid_loglik_sum",
     "map_newton",
     "mean_icc",
@@ -259,6 +260,29 @@ def top_candidates(table, nodes, theta, unavailable, m):
                 v = (1.0 - w) * table[k, j] + w * table[k + 1, j]
                 count = _keep_top(vals, idx, count, v, j)
         out[i, :count] = np.sort(idx[:count])
+    return out
+
+
+@njit(cache=True)
+def top_point_information(theta, a, b, unavailable, m):
+    """The ``m`` available items of largest point Fisher information at ``theta``.
+
+    ``a, b`` (N,) point parameters; the information ``a^2 p (1 - p)``,
+    ``p = logistic(a (theta - b))``, as :func:`fluid_bayes.irt.fisher_information`;
+    ``unavailable`` (N,). Returns (m,) item indices in increasing order, padded with
+    -1 when fewer than ``m`` items are available; among equal scores the lower index is
+    kept.
+    """
+    out = np.full(m, -1, dtype=np.int64)
+    vals = np.empty(m)
+    idx = np.empty(m, dtype=np.int64)
+    count = 0
+    for j in range(a.size):
+        if not unavailable[j]:
+            e = math.exp(-abs(a[j] * (theta - b[j])))
+            q = 1.0 + e
+            count = _keep_top(vals, idx, count, a[j] * a[j] * e / (q * q), j)
+    out[:count] = np.sort(idx[:count])
     return out
 
 

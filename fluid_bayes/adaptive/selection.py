@@ -123,6 +123,15 @@ class BankArrays:
         return self.a.shape[0]
 
     @property
+    def node_step(self) -> float:
+        """The grid's spacing if its nodes are equally spaced, else 0."""
+        if "node_step" not in self._tables:
+            h = np.diff(self.nodes)
+            equal = h.size and np.allclose(h, h[0], rtol=1e-12, atol=0)
+            self._tables["node_step"] = np.float64(h[0] if equal else 0.0)  # has nbytes
+        return float(self._tables["node_step"])
+
+    @property
     def order(self) -> np.ndarray:
         """Item indices by decreasing point discrimination (for the MFI kernel)."""
         if "order" not in self._tables:
@@ -226,21 +235,24 @@ def _posterior_cells(arrays: BankArrays, state) -> tuple:
     normal approximation ``N(mean, sd)`` on point parameters.
     """
     if isinstance(state, GridState):
-        lo, hi, w = state.window_weights()  # (w[draws] below copies: the cache stays)
-        nodes = arrays.nodes[lo:hi]
+        n_rows = state.n_draws
     else:
         est = state.summary()
         nodes = arrays.nodes
         w = np.exp(normal_log_prior(nodes, est.mean, max(est.sd, 1e-3)))[None, :]
-    if w.shape[0] == arrays.n_draws:
+        n_rows = 1
+    if n_rows == arrays.n_draws:
         a, b = arrays.a, arrays.b
-    elif w.shape[0] == 1:
+    elif n_rows == 1:
         a, b = arrays.a_point[None, :], arrays.b_point[None, :]
     else:
-        raise ValueError(f"the state has {w.shape[0]} draws, the bank {arrays.n_draws}")
-    step = -(-w.shape[0] // EPV_DRAWS)  # ceil
-    draws = np.arange(0, w.shape[0], step, dtype=np.int64)
-    w = np.ascontiguousarray(w[draws])
+        raise ValueError(f"the state has {n_rows} draws, the bank {arrays.n_draws}")
+    step = -(-n_rows // EPV_DRAWS)  # ceil
+    draws = np.arange(0, n_rows, step, dtype=np.int64)
+    if isinstance(state, GridState):  # only the rows used are normalized
+        lo, hi, w = state.window_rows(draws)
+        nodes = arrays.nodes[lo:hi]
+    w = np.ascontiguousarray(w)
     return w, np.ascontiguousarray(nodes), a, b, draws
 
 
@@ -263,10 +275,9 @@ def epv_scores(arrays: BankArrays, state, items: np.ndarray) -> np.ndarray:
     """
     w, nodes, a, b, draws = _posterior_cells(arrays, state)
     lo, hi = variance_kernels.draw_ranges(w, _EPV_REL)
-    h = np.diff(nodes)
-    step = float(h[0]) if h.size and np.allclose(h, h[0], rtol=1e-12, atol=0) else 0.0
     items = np.asarray(items, np.int64)
-    return variance_kernels.variance_reduction(w, nodes, a, b, draws, items, lo, hi, step)
+    return variance_kernels.variance_reduction(w, nodes, a, b, draws, items, lo, hi,
+                                               arrays.node_step)  # fmt: skip
 
 
 def epv_candidates(arrays: BankArrays, theta: float, unavailable: np.ndarray) -> np.ndarray:
@@ -279,11 +290,9 @@ def epv_candidates(arrays: BankArrays, theta: float, unavailable: np.ndarray) ->
     th = np.array([float(theta)])
     by_info = kernels.top_candidates(arrays.info_table, arrays.nodes, th,
                                      unavailable[None, :], m)[0]  # fmt: skip
-    point = irt.fisher_information(float(theta), arrays.a_point, arrays.b_point)
-    point = np.where(unavailable, -np.inf, point)
-    by_point = np.argpartition(-point, m - 1)[:m] if m < point.size else np.arange(m)
-    by_point = by_point[np.isfinite(point[by_point])]
-    return np.union1d(by_info[by_info >= 0], by_point).astype(np.int64)
+    by_point = kernels.top_point_information(float(theta), arrays.a_point, arrays.b_point,
+                                             unavailable, m)  # fmt: skip
+    return np.union1d(by_info[by_info >= 0], by_point[by_point >= 0]).astype(np.int64)
 
 
 def criterion(

@@ -12,8 +12,12 @@ variance of ability is ``P Var_1 + (1 - P) Var_0``; by the law of total variance
 
 so :func:`variance_reduction` needs one pass over the cells per item, accumulating
 ``P`` and ``C``. On equally spaced nodes ``z = exp(-x)`` moves by a constant factor
-from node to node, so it is carried by one multiplication (recomputed exactly every
-16 nodes, and wherever it leaves ``(1e-300, 1e300)``) and ``p = 1 / (1 + z)``.
+from node to node: in blocks of :data:`BLOCK` nodes it is a block start times the
+powers of that factor, the starts carried from block to block by one multiplication
+(recomputed exactly wherever they leave ``(1e-280, 1e280)``), and ``p = 1 / (1 + z)``;
+the sums over the cells run in the vector units (:func:`_moments`). The kernel goes
+through the posterior a draw's row at a time, every candidate reading the row while it
+is in cache.
 
 An item whose draws disagree (an uncertain ``a`` or ``b``) has a flatter ``p`` over
 the cells that matter, hence a smaller covariance with ability: its answer is worth
@@ -28,6 +32,60 @@ import numpy as np
 from numba import njit
 
 __all__ = ["draw_ranges", "variance_reduction"]
+
+
+#: nodes per exactly computed ``exp`` (the rest of a block by multiplication)
+BLOCK = 16
+_BIG = 1e280  # a carried z outside (1 / _BIG, _BIG) is recomputed exactly
+# the loops hold no NaN (w finite >= 0; z >= 0 or inf): the flags let LLVM vectorize
+_VECTOR = {"nnan", "nsz"}
+_SUM = {"nnan", "nsz", "reassoc"}  # sums in the order the vector units add them
+
+
+@njit(cache=True, fastmath=_VECTOR, error_model="numpy")
+def _neg_exp(t, offs, nodes, lo, n_g, asj, bsj, step):
+    """``t[i] = exp(-asj (nodes[lo + i] - bsj))`` for ``i < n_g`` (capped at ``exp(700)``).
+
+    On equally spaced nodes, one ``exp`` per block of :data:`BLOCK` nodes times the
+    powers of ``exp(-asj step)``, the block starts carried by ``exp(-asj step)^BLOCK``
+    and recomputed exactly whenever they leave ``(1e-280, 1e280)`` or were capped.
+    """
+    if step == 0.0 or abs(asj * step) > 30.0:
+        for i in range(n_g):
+            t[i] = math.exp(min(-asj * (nodes[lo + i] - bsj), 700.0))
+        return
+    ratio = math.exp(-asj * step)
+    offs[0] = 1.0
+    for i in range(1, BLOCK):
+        offs[i] = offs[i - 1] * ratio
+    carry = offs[BLOCK - 1] * ratio
+    full = n_g // BLOCK * BLOCK
+    base = 0.0
+    exact = True
+    for m in range(0, n_g, BLOCK):
+        if exact or not 1.0 / _BIG < base < _BIG:
+            x = -asj * (nodes[lo + m] - bsj)
+            base = math.exp(min(x, 700.0))
+            exact = x > 700.0
+        if m < full:
+            for i in range(BLOCK):  # a fixed trip count: vectorized
+                t[m + i] = base * offs[i]
+        else:
+            for i in range(n_g - m):
+                t[m + i] = base * offs[i]
+        base *= carry
+
+
+@njit(cache=True, fastmath=_SUM, error_model="numpy")
+def _moments(row, t, centred, lo, n_g):
+    """``sum_i row[lo+i] / (1 + t[i])`` and the same weighted by ``centred[lo+i]``."""
+    p1 = 0.0
+    c1 = 0.0
+    for i in range(n_g):
+        wp = row[lo + i] / (1.0 + t[i])
+        p1 += wp
+        c1 += wp * centred[lo + i]
+    return p1, c1
 
 
 @njit(cache=True)
@@ -95,30 +153,35 @@ def variance_reduction(w, nodes, a, b, draws, items, lo, hi, step):
             total += w[r, g]
             m1 += w[r, g] * nodes[g]
     mu = m1 / total
-    out = np.empty(items.size)
-    for k in range(items.size):
-        j = items[k]
-        if j < 0:
+    centred = nodes - mu
+    t = np.empty(nodes.size)
+    offs = np.empty(BLOCK)
+    n_k = items.size
+    p1 = np.zeros(n_k)
+    c1 = np.zeros(n_k)
+    for r in range(n_r):  # a row's weights stay in cache while every candidate reads them
+        n_g = hi[r] - lo[r]
+        if n_g <= 0:
+            continue
+        s = draws[r]
+        row = w[r]
+        a_s = a[s]
+        b_s = b[s]
+        for k in range(n_k):
+            j = items[k]
+            if j < 0:
+                continue
+            _neg_exp(t, offs, nodes, lo[r], n_g, a_s[j], b_s[j], step)
+            dp, dc = _moments(row, t, centred, lo[r], n_g)
+            p1[k] += dp
+            c1[k] += dc
+    out = np.empty(n_k)
+    for k in range(n_k):
+        if items[k] < 0:
             out[k] = -np.inf
             continue
-        p1 = 0.0
-        c1 = 0.0
-        for r in range(n_r):
-            s = draws[r]
-            asj = a[s, j]
-            bsj = b[s, j]
-            down = math.exp(-asj * step) if step > 0.0 else 1.0
-            z = 0.0
-            for g in range(lo[r], hi[r]):
-                if step == 0.0 or (g - lo[r]) % 16 == 0 or not 1e-300 < z < 1e300:
-                    z = math.exp(min(-asj * (nodes[g] - bsj), 700.0))
-                else:
-                    z *= down
-                wp = w[r, g] / (1.0 + z)
-                p1 += wp
-                c1 += wp * (nodes[g] - mu)
-        p1 /= total
-        c1 /= total
-        den = p1 * (1.0 - p1)
-        out[k] = c1 * c1 / den if den > 0.0 else 0.0
+        pk = p1[k] / total
+        ck = c1[k] / total
+        den = pk * (1.0 - pk)
+        out[k] = ck * ck / den if den > 0.0 else 0.0
     return out
