@@ -34,7 +34,7 @@ from numba import njit
 __all__ = ["draw_ranges", "variance_reduction"]
 
 
-#: nodes per exactly computed ``exp`` (the rest of a block by multiplication)
+#: nodes per block: a block's start times the powers of ``exp(-a step)``
 BLOCK = 16
 _BIG = 1e280  # a carried z outside (1 / _BIG, _BIG) is recomputed exactly
 # the loops hold no NaN (w finite >= 0; z >= 0 or inf): the flags let LLVM vectorize
@@ -46,9 +46,10 @@ _SUM = {"nnan", "nsz", "reassoc"}  # sums in the order the vector units add them
 def _neg_exp(t, offs, nodes, lo, n_g, asj, bsj, step):
     """``t[i] = exp(-asj (nodes[lo + i] - bsj))`` for ``i < n_g`` (capped at ``exp(700)``).
 
-    On equally spaced nodes, one ``exp`` per block of :data:`BLOCK` nodes times the
-    powers of ``exp(-asj step)``, the block starts carried by ``exp(-asj step)^BLOCK``
-    and recomputed exactly whenever they leave ``(1e-280, 1e280)`` or were capped.
+    On equally spaced nodes, blocks of :data:`BLOCK` nodes: a block's start times the
+    powers of ``exp(-asj step)``; the starts carried from block to block by
+    ``exp(-asj step)^BLOCK``, computed by ``exp`` for the first block and again wherever
+    they leave ``(1e-280, 1e280)`` or were capped.
     """
     if step == 0.0 or abs(asj * step) > 30.0:
         for i in range(n_g):
