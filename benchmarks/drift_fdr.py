@@ -23,7 +23,11 @@ the unchanged items over the shift and flip variants, and <= 1 flag with nothing
 in at least 9 of 10 seeds. Writes ``benchmarks/results/drift_fdr.json``; ``--cache DIR``
 keeps the fitted banks there, and a rerun reads them instead of fitting again.
 
-    nice .venv/bin/python benchmarks/drift_fdr.py [--seeds 10] [--first-seed 0] [--cache DIR]
+    nice .venv/bin/python benchmarks/drift_fdr.py [--seeds 10] [--first-seed 0] [--cache DIR] \
+        [--subjects 400] [--out drift_fdr.json]
+
+``--subjects`` sets both calibrations' size (the must-show is at 400; notebook 04 links a
+calibration of 100 new models).
 """
 
 from __future__ import annotations
@@ -104,12 +108,13 @@ def one_seed(seed: int, like: ItemBank, cache: Path | None) -> dict:
     y2["shift"] = (u2 < icc(th2[:, None], a, b_shift)).astype(float)
     y2["flip"] = y2["none"].copy()
     y2["flip"][:, changed] = 1.0 - y2["flip"][:, changed]
-    old = fit(y1, f"s{seed}_old", seed, cache)
+    size = "" if N_SUBJECTS == 400 else f"n{N_SUBJECTS}_"  # cached fits of other sizes
+    old = fit(y1, f"{size}s{seed}_old", seed, cache)
     truth = {f"i{j:03d}" for j in changed}
     row: dict = {"seed": seed, "A_true": A_true, "B_true": B_true,
                  "changed": sorted(truth)}  # fmt: skip
     for variant in VARIANTS:
-        new = fit(y2[variant], f"s{seed}_{variant}", seed + 1000, cache)
+        new = fit(y2[variant], f"{size}s{seed}_{variant}", seed + 1000, cache)
         moved = truth if variant != "none" else set()
         rep = drift(old, new)
         lk = rep.linking
@@ -162,7 +167,10 @@ if __name__ == "__main__":
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
     ap.add_argument("--cache", type=Path, default=None, help="folder of the fitted banks")
     ap.add_argument("--out", default="drift_fdr.json", help="file name in benchmarks/results")
+    ap.add_argument("--subjects", type=int, default=N_SUBJECTS,
+                    help="subjects per calibration (both)")  # fmt: skip
     args = ap.parse_args()
+    N_SUBJECTS = args.subjects  # read by one_seed
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     like = ItemBank.load(LIKE)
