@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK", "CARRY_BLOCKS", "grid_weight_step", "grid_window_weights"]
+__all__ = ["BLOCK", "CARRY_BLOCKS", "exp_along_grid", "grid_weight_step", "grid_window_weights"]
 
 #: Nodes per block of the likelihood of an equally spaced grid (one start per block).
 BLOCK = 16
@@ -52,8 +52,14 @@ _TINY = 1e-300
 
 
 @njit(cache=True, fastmath=_VECTOR, error_model="numpy")
-def _exp_neg(t, offs, nodes, ab, bs, step):
-    """``t[k] = exp(-ab (nodes[k] - bs))`` for every node."""
+def exp_along_grid(t, offs, nodes, ab, bs, step):
+    """``t[k] = exp(-ab (nodes[k] - bs))`` for every node (``t`` at least as long).
+
+    ``offs`` is scratch of :data:`BLOCK` floats; ``step`` the nodes' spacing if equal,
+    else 0 (then, as for a very steep ``ab``, one ``exp`` per node). On equally spaced
+    nodes, blocks of :data:`BLOCK` nodes: a block start times the powers of
+    ``exp(-ab step)`` (see the module docstring). An overflow gives ``inf``.
+    """
     n_w = nodes.size
     if step == 0.0 or abs(ab * step) > 30.0:  # unequal nodes or a very steep draw
         for k in range(n_w):
@@ -196,7 +202,7 @@ def grid_weight_step(w, log_scale, lo, hi, a, b, y, nodes, step, marginal, rows,
         if frac:
             top = _tempered_row(row, a[s], b[s], y, window)
         else:
-            _exp_neg(t, offs, window, sign * a[s], b[s], step)
+            exp_along_grid(t, offs, window, sign * a[s], b[s], step)
             top = _likelihood_row(row, t)
         if not top > 0.0:
             return np.zeros(0)

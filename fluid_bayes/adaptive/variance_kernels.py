@@ -11,11 +11,10 @@ variance of ability is ``P Var_1 + (1 - P) Var_0``; by the law of total variance
     R_j = Var(E[theta | y_j]) = C_j^2 / (P_j (1 - P_j)),   C_j = sum_sg w_sg (theta_g - mu) p_jsg,
 
 so :func:`variance_reduction` needs one pass over the cells per item, accumulating
-``P`` and ``C``. On equally spaced nodes ``z = exp(-x)`` moves by a constant factor
-from node to node: in blocks of :data:`BLOCK` nodes it is a block start times the
-powers of that factor, the starts carried from block to block by one multiplication
-(recomputed exactly wherever they leave ``(1e-280, 1e280)``), and ``p = 1 / (1 + z)``;
-the sums over the cells run in the vector units (:func:`_moments`). The kernel goes
+``P`` and ``C``. ``z = exp(-x)`` comes from the grid update's
+:func:`~fluid_bayes.adaptive.grid_kernels.exp_along_grid` (on equally spaced nodes a
+block start times the powers of a constant factor), ``p = 1 / (1 + z)`` (0 where ``z``
+overflows), and the sums over the cells run in the vector units (:func:`_moments`). The kernel goes
 through the posterior a draw's row at a time, every candidate reading the row while it
 is in cache.
 
@@ -26,55 +25,16 @@ correspondingly less.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
+
+from fluid_bayes.adaptive.grid_kernels import BLOCK, exp_along_grid
 
 __all__ = ["draw_ranges", "variance_reduction"]
 
 
-#: nodes per block: a block's start times the powers of ``exp(-a step)``
-BLOCK = 16
-_BIG = 1e280  # a carried z outside (1 / _BIG, _BIG) is recomputed exactly
-# the loops hold no NaN (w finite >= 0; z >= 0 or inf): the flags let LLVM vectorize
-_VECTOR = {"nnan", "nsz"}
-_SUM = {"nnan", "nsz", "reassoc"}  # sums in the order the vector units add them
-
-
-@njit(cache=True, fastmath=_VECTOR, error_model="numpy")
-def _neg_exp(t, offs, nodes, lo, n_g, asj, bsj, step):
-    """``t[i] = exp(-asj (nodes[lo + i] - bsj))`` for ``i < n_g`` (capped at ``exp(700)``).
-
-    On equally spaced nodes, blocks of :data:`BLOCK` nodes: a block's start times the
-    powers of ``exp(-asj step)``; the starts carried from block to block by
-    ``exp(-asj step)^BLOCK``, computed by ``exp`` for the first block and again wherever
-    they leave ``(1e-280, 1e280)`` or were capped.
-    """
-    if step == 0.0 or abs(asj * step) > 30.0:
-        for i in range(n_g):
-            t[i] = math.exp(min(-asj * (nodes[lo + i] - bsj), 700.0))
-        return
-    ratio = math.exp(-asj * step)
-    offs[0] = 1.0
-    for i in range(1, BLOCK):
-        offs[i] = offs[i - 1] * ratio
-    carry = offs[BLOCK - 1] * ratio
-    full = n_g // BLOCK * BLOCK
-    base = 0.0
-    exact = True
-    for m in range(0, n_g, BLOCK):
-        if exact or not 1.0 / _BIG < base < _BIG:
-            x = -asj * (nodes[lo + m] - bsj)
-            base = math.exp(min(x, 700.0))
-            exact = x > 700.0
-        if m < full:
-            for i in range(BLOCK):  # a fixed trip count: vectorized
-                t[m + i] = base * offs[i]
-        else:
-            for i in range(n_g - m):
-                t[m + i] = base * offs[i]
-        base *= carry
+# the sums may be reassociated (the order the vector units add them); no NaN in them
+_SUM = {"nnan", "nsz", "reassoc"}
 
 
 @njit(cache=True, fastmath=_SUM, error_model="numpy")
@@ -172,7 +132,7 @@ def variance_reduction(w, nodes, a, b, draws, items, lo, hi, step):
             j = items[k]
             if j < 0:
                 continue
-            _neg_exp(t, offs, nodes, lo[r], n_g, a_s[j], b_s[j], step)
+            exp_along_grid(t, offs, nodes[lo[r] : hi[r]], a_s[j], b_s[j], step)
             dp, dc = _moments(row, t, centred, lo[r], n_g)
             p1[k] += dp
             c1[k] += dc
