@@ -66,6 +66,7 @@ __all__ = [
     "MapState",
     "THETA_RANGE",
     "ability_grid",
+    "grid_spacing",
     "grid_summary",
     "joint_weights",
     "map_ability",
@@ -112,6 +113,17 @@ class AbilitySummary:
 def ability_grid(n_points: int = GRID_POINTS, half_width: float = GRID_HALF_WIDTH) -> np.ndarray:
     """Equally spaced ability nodes on ``[-half_width, half_width]``."""
     return np.linspace(-half_width, half_width, n_points)
+
+
+def grid_spacing(nodes: np.ndarray) -> float:
+    """The nodes' spacing if they are equally spaced (to 1e-12 relative), else 0.
+
+    The compiled kernels carry ``exp`` from node to node on equally spaced nodes
+    (:func:`fluid_bayes.adaptive.grid_kernels.exp_along_grid`); 0 tells them not to.
+    """
+    h = np.diff(np.asarray(nodes, dtype=np.float64))
+    equal = h.size and np.allclose(h, h[0], rtol=1e-12, atol=0)
+    return float(h[0]) if equal else 0.0
 
 
 def normal_log_prior(nodes: np.ndarray, mean: float = 0.0, sd: float = 1.0) -> np.ndarray:
@@ -295,9 +307,7 @@ class GridState:
         self.lo, self.hi = 0, nodes.size
         self.n_rebuilds = 0
         self._answers: list[tuple[np.ndarray, np.ndarray, float]] = []
-        h = np.diff(nodes)
-        # equal spacing lets the kernel carry exp() from node to node
-        self._step = float(h[0]) if h.size and np.allclose(h, h[0], rtol=1e-12, atol=0) else 0.0
+        self._step = grid_spacing(nodes)  # equal spacing: exp carried from node to node
         self._set_prior(n_draws)
         self._summary: AbilitySummary | None = None
 

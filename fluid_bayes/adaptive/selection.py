@@ -41,7 +41,7 @@ import numpy as np
 
 from fluid_bayes import irt
 from fluid_bayes.adaptive import kernels, variance_kernels
-from fluid_bayes.adaptive.ability import GridState, ability_grid, normal_log_prior
+from fluid_bayes.adaptive.ability import GridState, ability_grid, grid_spacing, normal_log_prior
 from fluid_bayes.adaptive.options import SELECTORS
 from fluid_bayes.dims import CHAIN, DRAW, ITEM
 
@@ -125,10 +125,8 @@ class BankArrays:
     @property
     def node_step(self) -> float:
         """The grid's spacing if its nodes are equally spaced, else 0."""
-        if "node_step" not in self._tables:
-            h = np.diff(self.nodes)
-            equal = h.size and np.allclose(h, h[0], rtol=1e-12, atol=0)
-            self._tables["node_step"] = np.float64(h[0] if equal else 0.0)  # has nbytes
+        if "node_step" not in self._tables:  # np.float64: has nbytes, as the tables
+            self._tables["node_step"] = np.float64(grid_spacing(self.nodes))
         return float(self._tables["node_step"])
 
     @property
