@@ -63,7 +63,8 @@ def main() -> None:
     data = fb.read_responses(DATA / "responses.csv")
     key, _ = read_item_labels(DATA / "items.csv", positive="key")
     anyerr, _ = read_item_labels(DATA / "items.csv", positive="any")
-    subjects = pd.read_csv(DATA / "items.csv", index_col="item_id")["subject"]
+    annotations = pd.read_csv(DATA / "items.csv", index_col="item_id")
+    subjects, error_type = annotations["subject"], annotations["error_type"]
     items = pd.Index(list(data.items))
     y = pd.DataFrame(np.asarray(data.values, float), index=list(data.subjects), columns=items)
     k = y.sum(axis=0)
@@ -125,7 +126,7 @@ def main() -> None:
         if method != "random":
             counts = pd.concat(asked).value_counts()
             entry["key_errors_asked"] = [
-                {"item": i, "sessions": int(n), "k": int(k[i]), "error": str(anyerr_type(i)),
+                {"item": i, "sessions": int(n), "k": int(k[i]), "error": str(error_type[i]),
                  "correlation_with_accuracy": round(float(corr[i]), 3),
                  "clean_mid_items_no_higher": round(float((corr[clean_mid] <= corr[i]).mean()), 3)}
                 for i, n in counts.items()
@@ -146,14 +147,6 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {args.out} ({result['seconds']:.0f} s)")
-
-
-_TYPES = pd.read_csv(DATA / "items.csv", index_col="item_id")["error_type"]
-
-
-def anyerr_type(item: str) -> str:
-    """The MMLU-Redux annotation of ``item``."""
-    return str(_TYPES.get(item, "unknown"))
 
 
 if __name__ == "__main__":
