@@ -93,22 +93,22 @@ def score(rep, changed: set[str]) -> dict:
     return out
 
 
-def one_seed(seed: int, like: ItemBank, cache: Path | None) -> dict:
+def one_seed(seed: int, like: ItemBank, cache: Path | None, n_subjects: int = N_SUBJECTS) -> dict:
     rng = np.random.default_rng([19, seed])
     a, b = truth_from_bank(like, rng)
     changed = np.sort(rng.choice(N_ITEMS, N_CHANGED, replace=False))
-    th1 = rng.normal(0.0, 1.0, N_SUBJECTS)
-    th2 = rng.normal(0.5, 1.3, N_SUBJECTS)
+    th1 = rng.normal(0.0, 1.0, n_subjects)
+    th2 = rng.normal(0.5, 1.3, n_subjects)
     A_true, B_true = th2.std() / th1.std(), (th2.mean() - th1.mean()) / th1.std()
-    y1 = (rng.random((N_SUBJECTS, N_ITEMS)) < icc(th1[:, None], a, b)).astype(float)
-    u2 = rng.random((N_SUBJECTS, N_ITEMS))  # calibration 2's noise, shared by its variants
+    y1 = (rng.random((n_subjects, N_ITEMS)) < icc(th1[:, None], a, b)).astype(float)
+    u2 = rng.random((n_subjects, N_ITEMS))  # calibration 2's noise, shared by its variants
     b_shift = b.copy()
     b_shift[changed] += SHIFT
     y2 = {"none": (u2 < icc(th2[:, None], a, b)).astype(float)}
     y2["shift"] = (u2 < icc(th2[:, None], a, b_shift)).astype(float)
     y2["flip"] = y2["none"].copy()
     y2["flip"][:, changed] = 1.0 - y2["flip"][:, changed]
-    size = "" if N_SUBJECTS == 400 else f"n{N_SUBJECTS}_"  # cached fits of other sizes
+    size = "" if n_subjects == N_SUBJECTS else f"n{n_subjects}_"  # cached: other sizes apart
     old = fit(y1, f"{size}s{seed}_old", seed, cache)
     truth = {f"i{j:03d}" for j in changed}
     row: dict = {"seed": seed, "A_true": A_true, "B_true": B_true,
@@ -170,14 +170,15 @@ if __name__ == "__main__":
     ap.add_argument("--subjects", type=int, default=N_SUBJECTS,
                     help="subjects per calibration (both)")  # fmt: skip
     args = ap.parse_args()
-    N_SUBJECTS = args.subjects  # read by one_seed
+    if args.subjects < 10:
+        ap.error(f"--subjects must be at least 10, got {args.subjects}")
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     like = ItemBank.load(LIKE)
     t0 = time.perf_counter()
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one_seed(seed, like, args.cache))
+        rows.append(one_seed(seed, like, args.cache, args.subjects))
         r = rows[-1]
         print(json.dumps({"seed": seed, **{v: {k: r[v][k] for k in ("n_flagged",
               "false_flags", "recall") if k in r[v]} for v in VARIANTS},
@@ -185,7 +186,7 @@ if __name__ == "__main__":
     summary = {
         "like": "models/chembench.nc", "like_config_hash": like.config_hash,
         "seeds": args.seeds, "first_seed": args.first_seed, "items": N_ITEMS,
-        "subjects_per_calibration": N_SUBJECTS, "changed_items": N_CHANGED, "shift": SHIFT,
+        "subjects_per_calibration": args.subjects, "changed_items": N_CHANGED, "shift": SHIFT,
         "fit": FIT, "rule": "drift defaults (fdr 0.05); per_item_0_9: prob=0.9",
         "fdr_0_05": summarize(rows), "per_item_0_9": summarize(rows, "per_item_0_9"),
         "A_covered": int(sum(r[v]["A_covered"] for r in rows for v in VARIANTS)),
